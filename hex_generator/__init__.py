@@ -1,0 +1,1 @@
+"""hex_generator package."""

@@ -1,0 +1,1 @@
+"""Open, vendor-neutral secure manufacturing provisioning: protected site and station."""
