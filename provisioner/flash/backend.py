@@ -95,7 +95,9 @@ class FlashBackend(Protocol):
         ...
 
     def erase(
-        self, ranges: Iterable[tuple[int, int]] | None = None, progress: ProgressCallback = no_progress
+        self,
+        ranges: Iterable[tuple[int, int]] | None = None,
+        progress: ProgressCallback = no_progress,
     ) -> None:
         """Erase the pages/sectors covering each half-open ``(start, end)``; ``None`` erases all."""
         ...
