@@ -72,6 +72,15 @@ class JournalError(ProvisionerError):
     """The station journal cannot be opened, written or read consistently."""
 
 
+class StationConfigError(ProvisionerError):
+    """The station's data directory is missing, not enrolled or holds an invalid file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class SiteUnreachable(ProvisionerError):
     """The site did not answer; the same request may be retried with the same request_id."""
 
@@ -261,6 +270,16 @@ class OperatorActionRequired(FlashError):
         super().__init__(f"operator action required: {action}")
 
 
+class TargetOperationFailed(FlashError):
+    """The chip answered a debug transfer with a fault, or its flash algorithm reported failure."""
+
+    def __init__(self, operation: str, reason: str, address: int | None = None) -> None:
+        self.operation = operation
+        self.reason = reason
+        self.address = address
+        super().__init__(f"{operation} failed{_hex_address(address)}: {reason}")
+
+
 # --- refusals (wire codes) ----------------------------------------------------------------
 
 
@@ -430,6 +449,15 @@ class ChainBroken(AuditError):
         self.seq = seq
         self.kind = kind
         super().__init__(f"audit chain broken at seq {seq}: {kind}")
+
+
+class AuditDataRefused(AuditError):
+    """Audit entry data holds something it must not (a secret-looking field, bytes, a float)."""
+
+    def __init__(self, key_path: str, reason: str) -> None:
+        self.key_path = key_path
+        self.reason = reason
+        super().__init__(f"audit data field {key_path!r} refused: {reason}")
 
 
 def refusal_classes() -> dict[str, type[Refused]]:

@@ -1,1 +1,1 @@
-"""crypto package."""
+"""Cryptographic core: DRBG key streams, sealed files, envelopes, signatures, PINs."""

@@ -1,0 +1,191 @@
+"""Grant throughput and latency: 32 stations over mutual TLS on loopback, SQLite vs PostgreSQL.
+
+Run: python benchmarks/site.py [--grants-per-station N] [--workers W] [--skip-postgresql]
+Prints grants/s, p50/p99 latency and duplicate counts per engine, and the ratio between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+from psycopg import sql
+from sqlalchemy import func, select
+
+from provisioner.site import admin, catalogue
+from provisioner.site.context import open_site
+from provisioner.site.db.models import Device, Grant
+from provisioner.site.enrolment import open_bundle
+from provisioner.site.sitedir import SiteDir
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = "stm32f103c8"
+STATIONS = 32
+PIN = "4711-2342"
+
+
+@dataclass(frozen=True)
+class Result:
+    engine: str
+    grants: int
+    refused: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    duplicates: int
+
+    @property
+    def rate(self) -> float:
+        return self.grants / self.seconds
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _setup(root: Path, db_url: str | None, quantity: int) -> list[ssl.SSLContext]:
+    admin.init_site(root, site_name="bench", db_url=db_url)
+    ctx = open_site(root)
+    contexts = []
+    try:
+        admin.add_operator(ctx, "op", PIN)
+        for n in range(STATIONS):
+            enrolment = admin.add_station(ctx, root, f"ST-{n}", "https://127.0.0.1",
+                                          scrypt_n=2**10)
+            bundle = open_bundle(enrolment.bundle_path.read_bytes(), enrolment.passphrase)
+            cert, key = root / f"ST-{n}.pem", root / f"ST-{n}.key"
+            cert.write_bytes(bundle.client_cert_pem)
+            key.write_bytes(bytes(bundle.client_key_pem.reveal()))
+            context = ssl.create_default_context(cafile=str(SiteDir(root).ca_cert))
+            context.load_cert_chain(str(cert), str(key))
+            contexts.append(context)
+        catalogue.add_firmware(ctx, REPO / "fixtures" / PROFILE / "bootloader.hex",
+                               kind=catalogue.FirmwareKind.bootloader_template,
+                               product="bench", version="1", profile=PROFILE)
+        catalogue.create_order(ctx, product="bench", profile=PROFILE, quantity=quantity,
+                               bootloader="1", order_id="o-bench")
+    finally:
+        ctx.close()
+    return contexts
+
+
+@contextmanager
+def _serve(root: Path, port: int, workers: int) -> Iterator[str]:
+    command = [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
+               "--site-dir", str(root), "serve", "--port", str(port),
+               "--workers", str(workers)]
+    process = subprocess.Popen(command)
+    url = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/v1/health", verify=str(SiteDir(root).ca_cert), timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("site server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _station(url: str, context: ssl.SSLContext, count: int, barrier: threading.Barrier,
+             latencies: list[float], refused: list[int]) -> None:
+    with httpx.Client(base_url=url, verify=context, timeout=30) as http:
+        token = http.post("/v1/session", json={"operator_id": "op", "pin": PIN}).json()
+        auth = {"Authorization": f"Bearer {token['session_token']}"}
+        barrier.wait()
+        for index in range(count):
+            body = {"request_id": f"r-{secrets.token_hex(8)}", "chip_uid": secrets.token_hex(12),
+                    "drbg_index": index}
+            start = time.perf_counter()
+            answer = http.post("/v1/orders/o-bench/grants", json=body, headers=auth)
+            latencies.append(time.perf_counter() - start)
+            if answer.status_code != 200:
+                refused.append(answer.status_code)
+
+
+def run(engine: str, db_url: str | None, per_station: int, workers: int) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "site"
+        contexts = _setup(root, db_url, STATIONS * per_station)
+        with _serve(root, _free_port(), workers) as url:
+            barrier = threading.Barrier(STATIONS + 1)
+            latencies: list[float] = []
+            refused: list[int] = []
+            with ThreadPoolExecutor(STATIONS) as pool:
+                futures = [pool.submit(_station, url, c, per_station, barrier, latencies, refused)
+                           for c in contexts]
+                barrier.wait()
+                start = time.perf_counter()
+                for future in futures:
+                    future.result()
+                seconds = time.perf_counter() - start
+        ctx = open_site(root)
+        try:
+            with ctx.factory() as session:
+                devices = session.scalar(select(func.count()).select_from(Device)) or 0
+                chips = session.scalar(select(func.count(func.distinct(Device.chip_uid)))) or 0
+                grants = session.scalar(select(func.count()).select_from(Grant)) or 0
+        finally:
+            ctx.close()
+        cuts = statistics.quantiles(latencies, n=100)
+        return Result(engine, grants, len(refused), seconds, cuts[49] * 1000, cuts[98] * 1000,
+                      duplicates=(devices - chips) + (grants - devices))
+
+
+@contextmanager
+def _postgres() -> Iterator[str]:
+    admin_dsn = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"site_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(name)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--grants-per-station", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-postgresql", action="store_true")
+    args = parser.parse_args()
+    results = [run("sqlite", None, args.grants_per_station, args.workers)]
+    if not args.skip_postgresql:
+        with _postgres() as url:
+            results.append(run("postgresql", url, args.grants_per_station, args.workers))
+    print(f"{STATIONS} stations, {args.grants_per_station} grants each, {args.workers} workers")
+    for r in results:
+        print(f"{r.engine:<11} {r.rate:8.1f} grants/s  p50 {r.p50_ms:6.1f} ms  "
+              f"p99 {r.p99_ms:6.1f} ms  granted {r.grants}  refused {r.refused}  "
+              f"duplicates {r.duplicates}")
+    if len(results) == 2:
+        print(f"postgresql/sqlite throughput ratio: {results[1].rate / results[0].rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Hash-chained, Ed25519-signed audit entries: canonical JSON, building and verifying (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, TypeAlias
+
+from provisioner.errors import AuditDataRefused, AuditError, BadSignature, ChainBroken
+
+if TYPE_CHECKING:
+    from provisioner.crypto.signing import SigningKey, VerifyKey
+
+JSON: TypeAlias = "bool | int | str | list[JSON] | dict[str, JSON] | None"
+
+GENESIS_HASH = "0" * 64
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_SECRET_WORDS = ("pin", "passphrase", "secret", "password", "private")
+_SECRET_SUFFIXES = ("_key", "_seed")
+
+
+class AuditEvent(StrEnum):
+    """Event names the site writes and the report reads (one vocabulary, STYLE §3)."""
+
+    site_initialised = "site_initialised"
+    station_enrolled = "station_enrolled"
+    station_suspended = "station_suspended"
+    station_revoked = "station_revoked"
+    operator_added = "operator_added"
+    operator_reset = "operator_reset"
+    operator_signed_in = "operator_signed_in"
+    operator_sign_in_failed = "operator_sign_in_failed"
+    operator_locked = "operator_locked"
+    firmware_added = "firmware_added"
+    order_created = "order_created"
+    order_closed = "order_closed"
+    grant_issued = "grant_issued"
+    grant_refused = "grant_refused"
+    device_programmed = "device_programmed"
+    device_failed = "device_failed"
+    device_suspect = "device_suspect"
+    device_quarantined = "device_quarantined"
+    alarm_duplicate_chip = "alarm_duplicate_chip"
+    alarm_digest_mismatch = "alarm_digest_mismatch"
+    update_delivered = "update_delivered"
+    update_refused = "update_refused"
+    alarm_clone = "alarm_clone"
+    alarm_unregistered_device = "alarm_unregistered_device"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One signed link of the chain; ``seq`` is the signature counter (1, 2, 3, ...)."""
+
+    seq: int
+    time: str
+    actor: str
+    event: str
+    data: Mapping[str, JSON]
+    prev_hash: str
+    hash: str
+    key_id: str
+    signature: str
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Return the entry as a plain JSON object (all nine fields)."""
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "actor": self.actor,
+            "event": self.event,
+            "data": dict(self.data),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
+
+
+def _check_json(obj: object, path: str) -> None:
+    """Refuse anything but null, bool, int, str, lists and str-keyed objects."""
+    if obj is None or isinstance(obj, bool | int | str):
+        return
+    if isinstance(obj, float):
+        # Floats have no single canonical text form across producers; refuse them.
+        raise AuditDataRefused(path, "floats are not allowed (use integers, e.g. milliseconds)")
+    if isinstance(obj, list | tuple):
+        for index, item in enumerate(obj):
+            _check_json(item, f"{path}[{index}]")
+        return
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise AuditDataRefused(path, f"object key of type {type(key).__name__}")
+            _check_json(value, f"{path}.{key}" if path else key)
+        return
+    raise AuditDataRefused(path, f"values of type {type(obj).__name__} are not JSON")
+
+
+def canonical_json(obj: object) -> bytes:
+    """Encode ``obj`` as canonical JSON: sorted keys, no whitespace, UTF-8, no floats.
+
+    Integers are unbounded; strings keep non-ASCII characters as UTF-8.
+
+    Raises:
+        AuditDataRefused: a float (or NaN/inf), bytes or a non-JSON value anywhere inside.
+    """
+    _check_json(obj, "")
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _refuse_secrets(obj: object, path: str) -> None:
+    if isinstance(obj, bytes | bytearray | memoryview):
+        raise AuditDataRefused(path, "raw bytes (key, template or image material) never go in")
+    if isinstance(obj, list | tuple):
+        for index, item in enumerate(obj):
+            _refuse_secrets(item, f"{path}[{index}]")
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            name = str(key).lower()
+            child = f"{path}.{key}" if path else str(key)
+            if name in ("key", "seed") or name.endswith(_SECRET_SUFFIXES):
+                raise AuditDataRefused(child, "field name looks like a key or seed")
+            if any(word in name for word in _SECRET_WORDS):
+                raise AuditDataRefused(child, "field name looks like a PIN, passphrase or secret")
+            _refuse_secrets(value, child)
+
+
+def format_time(time: datetime) -> str:
+    """Render an aware datetime as RFC 3339 UTC with microseconds and a ``Z`` suffix."""
+    if time.utcoffset() is None:
+        raise AuditError("audit time must be timezone-aware (site clock, UTC)")
+    utc = time.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
+
+
+def _hash_input(entry_fields: Mapping[str, JSON], prev_hash: str) -> bytes | None:
+    if not isinstance(prev_hash, str) or not _HEX64.fullmatch(prev_hash):
+        return None
+    return bytes.fromhex(prev_hash) + canonical_json(entry_fields)
+
+
+def compute_hash(
+    *, seq: int, time: str, actor: str, event: str, data: Mapping[str, JSON],
+    prev_hash: str, key_id: str,
+) -> str:
+    """Return hex SHA-256(prev_hash bytes ‖ canonical JSON of the seven signed fields)."""
+    fields: dict[str, JSON] = {
+        "seq": seq, "time": time, "actor": actor, "event": event,
+        "data": dict(data), "prev_hash": prev_hash, "key_id": key_id,
+    }
+    message = _hash_input(fields, prev_hash)
+    if message is None:
+        raise AuditError(f"prev_hash {prev_hash!r} is not 64 lowercase hex digits")
+    return hashlib.sha256(message).hexdigest()
+
+
+def build_entry(
+    *,
+    prev: AuditEntry | None,
+    time: datetime,
+    actor: str,
+    event: str,
+    data: Mapping[str, object],
+    signer: SigningKey,
+) -> AuditEntry:
+    """Build the entry following ``prev`` (or the first, seq 1), hashed and signed by ``signer``.
+
+    Raises:
+        AuditDataRefused: ``data`` holds a secret-looking field name, bytes or a float.
+        AuditError: naive ``time``, empty ``actor`` or a malformed ``event`` name.
+    """
+    if not actor:
+        raise AuditError("audit actor must not be empty")
+    if not _EVENT_NAME.fullmatch(event):
+        raise AuditError(f"audit event {event!r} is not a snake_case name")
+    _refuse_secrets(data, "")
+    # Normalise to plain JSON types (tuples become lists) so the stored form hashes alike.
+    plain: dict[str, JSON] = json.loads(canonical_json(data))
+    seq = 1 if prev is None else prev.seq + 1
+    prev_hash = GENESIS_HASH if prev is None else prev.hash
+    stamp = format_time(time)
+    key_id = signer.key_id
+    digest = compute_hash(
+        seq=seq, time=stamp, actor=actor, event=str(event), data=plain,
+        prev_hash=prev_hash, key_id=key_id,
+    )
+    signature = signer.sign(bytes.fromhex(digest)).hex()
+    return AuditEntry(seq, stamp, actor, str(event), plain, prev_hash, digest, key_id, signature)
+
+
+def _is_intact(entry: AuditEntry) -> bool:
+    try:
+        fields: dict[str, JSON] = {
+            "seq": entry.seq, "time": entry.time, "actor": entry.actor, "event": entry.event,
+            "data": dict(entry.data), "prev_hash": entry.prev_hash, "key_id": entry.key_id,
+        }
+        message = _hash_input(fields, entry.prev_hash)
+    except (AuditError, TypeError, ValueError):
+        return False
+    return message is not None and hashlib.sha256(message).hexdigest() == entry.hash
+
+
+def _is_signed(entry: AuditEntry, verify_key: VerifyKey) -> bool:
+    if entry.key_id != verify_key.key_id:
+        return False
+    try:
+        signature = bytes.fromhex(entry.signature)
+        verify_key.verify(bytes.fromhex(entry.hash), signature, what=f"audit entry {entry.seq}")
+    except (BadSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def verify_chain(entries: Iterable[AuditEntry], verify_key: VerifyKey) -> int:
+    """Verify hashes, signatures, seq order and links; return the number of entries.
+
+    Per entry, in this order: its own hash ("changed"), its signature under ``verify_key``
+    ("bad_signature"), its seq against the previous one ("deleted" when a seq is missing,
+    "reordered" when it appears later or went back), its prev_hash against the previous hash
+    ("bad_link"). The seq named is the one expected at that
+    position, except for a seq that went back, which is named itself. A truncated tail
+    cannot be seen here: compare the head hash with one kept elsewhere (the export manifest).
+
+    Raises:
+        ChainBroken: at the first bad entry, with ``seq`` and ``kind``.
+    """
+    items = list(entries)
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    for position, entry in enumerate(items):
+        if not _is_intact(entry):
+            raise ChainBroken(expected_seq, "changed")
+        if not _is_signed(entry, verify_key):
+            raise ChainBroken(expected_seq, "bad_signature")
+        if entry.seq != expected_seq:
+            if entry.seq < expected_seq:
+                raise ChainBroken(entry.seq, "reordered")
+            if any(other.seq == expected_seq for other in items[position + 1 :]):
+                raise ChainBroken(expected_seq, "reordered")
+            raise ChainBroken(expected_seq, "deleted")
+        if entry.prev_hash != prev_hash:
+            raise ChainBroken(expected_seq, "bad_link")
+        expected_seq += 1
+        prev_hash = entry.hash
+    return len(items)
+
+
+def entry_from_json(obj: object, *, where: str) -> AuditEntry:
+    """Build an AuditEntry from a parsed JSON object, checking every field's type.
+
+    Raises:
+        AuditError: a field is missing or has the wrong type (``where`` names the source).
+    """
+    if not isinstance(obj, dict):
+        raise AuditError(f"{where}: an audit entry must be a JSON object")
+    expected = {
+        "seq": int, "time": str, "actor": str, "event": str, "data": dict,
+        "prev_hash": str, "hash": str, "key_id": str, "signature": str,
+    }
+    if set(obj) != set(expected):
+        raise AuditError(f"{where}: entry fields {sorted(obj)} != {sorted(expected)}")
+    for name, kind in expected.items():
+        value = obj[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise AuditError(f"{where}: field {name!r} must be {kind.__name__}")
+    return AuditEntry(
+        obj["seq"], obj["time"], obj["actor"], obj["event"], obj["data"],
+        obj["prev_hash"], obj["hash"], obj["key_id"], obj["signature"],
+    )

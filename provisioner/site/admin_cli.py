@@ -1,0 +1,270 @@
+"""`provisioner site …`: a thin click layer over the admin functions."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import click
+
+from hex_generator import HexError
+from hw_profiles import ProfileValidationError
+from provisioner.errors import ProvisionerError
+from provisioner.site import admin, catalogue
+from provisioner.site.context import SiteContext, open_site
+from provisioner.site.sitedir import DEFAULT_SITE_DIR
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translated(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn provisioner, hex and profile errors into one-line CLI errors (exit status 1)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (ProvisionerError, HexError, ProfileValidationError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def _site_dir() -> Path:
+    value = click.get_current_context().find_root().meta.get("site_dir", DEFAULT_SITE_DIR)
+    return Path(value)
+
+
+@contextmanager
+def _site() -> Iterator[SiteContext]:
+    ctx = open_site(_site_dir())
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@click.group("site")
+@click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_SITE_DIR, show_default=True, help="Site directory.")
+def site_group(site_dir: Path) -> None:
+    """Run the protected site: keys, stations, operators, firmware, orders, audit, server."""
+    click.get_current_context().find_root().meta["site_dir"] = site_dir
+
+
+@site_group.command("init")
+@click.option("--name", "site_name", default="site", show_default=True, help="Site name.")
+@click.option("--db", "db_url", default=None, help="Database URL (default: SQLite in the dir).")
+@click.option("--host", "hosts", multiple=True, help="Extra host name/IP for the TLS cert.")
+@_translated
+def init_command(site_name: str, db_url: str | None, hosts: tuple[str, ...]) -> None:
+    """Create the database, master key, signing key, site CA and TLS server certificate."""
+    result = admin.init_site(_site_dir(), site_name=site_name, db_url=db_url, hosts=hosts)
+    click.echo(f"site CA          sha256 {result.ca_fingerprint}")
+    click.echo(f"TLS server cert  sha256 {result.server_fingerprint}")
+    click.echo(f"signing key id   {result.signing_key_id}")
+
+
+@site_group.group("station")
+def station_group() -> None:
+    """Enrol and manage stations."""
+
+
+@station_group.command("add")
+@click.argument("station_id")
+@click.option("--url", "site_url", default="https://localhost:8443", show_default=True,
+              help="Site URL written into the bundle.")
+@click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Where to write the sealed bundle.")
+@_translated
+def station_add(station_id: str, site_url: str, bundle_path: Path | None) -> None:
+    """Enrol a station and write its sealed enrolment bundle; prints the passphrase once."""
+    with _site() as ctx:
+        enrolment = admin.add_station(ctx, _site_dir(), station_id, site_url,
+                                      bundle_path=bundle_path)
+    click.echo(f"station {station_id}: certificate sha256 {enrolment.cert_fingerprint}")
+    click.echo(f"bundle: {enrolment.bundle_path}")
+    click.echo(f"one-time passphrase (read it to the operator, it is not stored): "
+               f"{enrolment.passphrase}")
+
+
+@station_group.command("list")
+@_translated
+def station_list() -> None:
+    """List stations."""
+    with _site() as ctx:
+        for info in admin.list_stations(ctx):
+            click.echo(f"{info.station_id}\t{info.status}\tnext_index={info.next_index}\t"
+                       f"{info.cert_fingerprint}")
+
+
+def _status_command(name: str, status: str) -> None:
+    @station_group.command(name, help=f"Mark a station {status}.")
+    @click.argument("station_id")
+    @_translated
+    def command(station_id: str) -> None:
+        with _site() as ctx:
+            admin.set_station_status(ctx, station_id, status)
+        click.echo(f"station {station_id} {status}")
+
+
+_status_command("suspend", "suspended")
+_status_command("revoke", "revoked")
+_status_command("activate", "active")
+
+
+@site_group.group("operator")
+def operator_group() -> None:
+    """Manage bench operators."""
+
+
+@operator_group.command("add")
+@click.argument("operator_id")
+@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True)
+@_translated
+def operator_add(operator_id: str, pin: str) -> None:
+    """Create an operator (PIN stored as a scrypt hash)."""
+    with _site() as ctx:
+        admin.add_operator(ctx, operator_id, pin)
+    click.echo(f"operator {operator_id} added")
+
+
+@operator_group.command("reset")
+@click.argument("operator_id")
+@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True)
+@_translated
+def operator_reset(operator_id: str, pin: str) -> None:
+    """Set a new PIN and clear the lockout."""
+    with _site() as ctx:
+        admin.reset_operator(ctx, operator_id, pin)
+    click.echo(f"operator {operator_id} reset")
+
+
+@operator_group.command("list")
+@_translated
+def operator_list() -> None:
+    """List operators."""
+    with _site() as ctx:
+        for operator_id, failures, locked_until in admin.list_operators(ctx):
+            locked = f"locked until {locked_until.isoformat()}" if locked_until else "ok"
+            click.echo(f"{operator_id}\tfailures={failures}\t{locked}")
+
+
+@site_group.group("firmware")
+def firmware_group() -> None:
+    """Manage the firmware archive."""
+
+
+@firmware_group.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice([k.value for k in catalogue.FirmwareKind]),
+              required=True)
+@click.option("--product", required=True)
+@click.option("--version", required=True)
+@click.option("--profile", default=None, help="Hardware profile (required for templates).")
+@_translated
+def firmware_add(file: Path, kind: str, product: str, version: str, profile: str | None) -> None:
+    """Store a firmware file with its digest and Ed25519 signature."""
+    with _site() as ctx:
+        info = catalogue.add_firmware(ctx, file, kind=catalogue.FirmwareKind(kind),
+                                      product=product, version=version, profile=profile)
+    click.echo(f"{info.firmware_id}\t{info.kind}\t{info.product} {info.version}\t"
+               f"sha256 {info.sha256}")
+
+
+@site_group.group("order")
+def order_group() -> None:
+    """Manage production orders."""
+
+
+@order_group.command("create")
+@click.option("--product", required=True)
+@click.option("--profile", required=True)
+@click.option("--quantity", type=click.IntRange(min=1), required=True)
+@click.option("--bootloader", required=True, help="Bootloader template version.")
+@click.option("--application", default=None, help="Application version.")
+@click.option("--stations", default="", help="Comma-separated stations (default: all).")
+@click.option("--order-id", default=None)
+@_translated
+def order_create(product: str, profile: str, quantity: int, bootloader: str,
+                 application: str | None, stations: str, order_id: str | None) -> None:
+    """Create an open production order."""
+    allowed = tuple(s.strip() for s in stations.split(",") if s.strip())
+    with _site() as ctx:
+        created = catalogue.create_order(
+            ctx, product=product, profile=profile, quantity=quantity, bootloader=bootloader,
+            application=application, stations=allowed, order_id=order_id,
+        )
+    click.echo(created)
+
+
+@order_group.command("list")
+@_translated
+def order_list() -> None:
+    """List orders with their counts."""
+    with _site() as ctx:
+        for order in catalogue.list_orders(ctx):
+            click.echo(f"{order.order_id}\t{order.status}\t{order.product}\t{order.profile}\t"
+                       f"{order.produced}+{order.reserved}/{order.authorised_quantity}")
+
+
+@order_group.command("show")
+@click.argument("order_id")
+@_translated
+def order_show(order_id: str) -> None:
+    """Show one order."""
+    with _site() as ctx:
+        order = catalogue.show_order(ctx, order_id)
+    for name, value in order.model_dump(mode="json").items():
+        click.echo(f"{name}: {value}")
+
+
+@order_group.command("close")
+@click.argument("order_id")
+@_translated
+def order_close(order_id: str) -> None:
+    """Close an order."""
+    with _site() as ctx:
+        catalogue.close_order(ctx, order_id)
+    click.echo(f"order {order_id} closed")
+
+
+@site_group.group("audit")
+def audit_group() -> None:
+    """Export and verify the audit chain."""
+
+
+@audit_group.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@_translated
+def audit_export(path: Path) -> None:
+    """Write the audit chain as a verifiable tar export."""
+    with _site() as ctx:
+        count = admin.export_audit(ctx, path)
+    click.echo(f"{count} entries exported to {path}")
+
+
+@audit_group.command("verify")
+@_translated
+def audit_verify() -> None:
+    """Verify the chain stored in the database."""
+    with _site() as ctx:
+        count = admin.verify_audit(ctx)
+    click.echo(f"audit chain OK: {count} entries")
+
+
+@site_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8443, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--db", "db_url", default=None, help="Override the database URL.")
+@_translated
+def serve_command(host: str, port: int, workers: int, db_url: str | None) -> None:
+    """Serve the station API over TLS 1.2+ (client certificates verified against the site CA)."""
+    from provisioner.site.server import serve
+
+    serve(_site_dir(), host=host, port=port, workers=workers, db_url=db_url)

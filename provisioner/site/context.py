@@ -1,0 +1,155 @@
+"""A running site's state: database, master key, signer, clock and per-process caches."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hex_generator import Image, parse_ihex
+from hw_profiles import Profile, load_profile
+from provisioner.crypto.envelope import unwrap
+from provisioner.crypto.keystream import KeyStream
+from provisioner.crypto.secret import Secret
+from provisioner.crypto.signing import SigningKey
+from provisioner.site.db.engine import make_engine, make_session_factory
+from provisioner.site.keys import load_master_key
+from provisioner.site.sitedir import SiteDir
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The site clock: aware UTC now."""
+    return datetime.now(UTC)
+
+
+def seed_aad(station_id: str) -> bytes:
+    """AAD binding a wrapped station seed to its station."""
+    return f"provisioner/site/seed|{station_id}".encode()
+
+
+def transport_aad(station_id: str) -> bytes:
+    """AAD binding a wrapped transport key to its station."""
+    return f"provisioner/site/transport|{station_id}".encode()
+
+
+def device_key_aad(device_id: int, drbg_index: int) -> bytes:
+    """AAD binding a wrapped device key to its device and index."""
+    return f"provisioner/site/device-key|{device_id}|{drbg_index}".encode()
+
+
+def firmware_aad(firmware_id: str) -> bytes:
+    """AAD binding wrapped firmware bytes to their archive entry."""
+    return f"provisioner/site/firmware|{firmware_id}".encode()
+
+
+class KeyStreams:
+    """Per-process cache of station key streams: O(1) for a station's next index.
+
+    A stream only moves forward; asking for an index it has passed rebuilds it from the
+    wrapped seed and fast-forwards (SP 800-90A HMAC_DRBG cannot run backwards).
+    """
+
+    def __init__(self, master_key: Secret) -> None:
+        self._master_key = master_key
+        self._streams: dict[str, KeyStream] = {}
+        self._lock = threading.Lock()
+
+    def key_at(
+        self, station_id: str, wrapped_seed: bytes, drbg_index: int, key_size_bytes: int
+    ) -> Secret:
+        """Return the key of ``drbg_index`` for a station."""
+        with self._lock:
+            stream = self._streams.pop(station_id, None)
+        if stream is None or stream.next_index > drbg_index:
+            with unwrap(self._master_key, wrapped_seed, seed_aad(station_id)) as seed:
+                stream = KeyStream.from_seed(seed, station_id)
+        key = stream.key_at(drbg_index, key_size_bytes)
+        with self._lock:
+            self._streams[station_id] = stream
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A bootloader template or application held in memory: parsed image and Intel HEX text."""
+
+    image: Image
+    ihex: bytes = field(repr=False)
+
+
+class FirmwareCache:
+    """Per-process cache of unwrapped firmware and loaded profiles (the site is trusted)."""
+
+    def __init__(self, master_key: Secret) -> None:
+        self._master_key = master_key
+        self._firmware: dict[str, Template] = {}
+        self._profiles: dict[str, Profile] = {}
+        self._lock = threading.Lock()
+
+    def firmware(self, firmware_id: str, wrapped_bytes: bytes) -> Template:
+        """Return a firmware entry's parsed image and text."""
+        with self._lock:
+            found = self._firmware.get(firmware_id)
+        if found is not None:
+            return found
+        with unwrap(self._master_key, wrapped_bytes, firmware_aad(firmware_id)) as plain:
+            text = bytes(plain.reveal())
+        template = Template(parse_ihex(text.decode("ascii"), source=firmware_id), text)
+        with self._lock:
+            self._firmware[firmware_id] = template
+        return template
+
+    def profile(self, name: str) -> Profile:
+        """Return a loaded hardware profile."""
+        with self._lock:
+            found = self._profiles.get(name)
+        if found is None:
+            found = load_profile(name)
+            with self._lock:
+                self._profiles[name] = found
+        return found
+
+
+@dataclass
+class SiteContext:
+    """Everything a request handler or admin function needs to act on one site."""
+
+    site_name: str
+    engine: Engine
+    factory: sessionmaker[Session]
+    master_key: Secret
+    signer: SigningKey
+    clock: Clock
+    keystreams: KeyStreams
+    firmware: FirmwareCache
+
+    def close(self) -> None:
+        """Dispose of the engine and wipe the master key."""
+        self.engine.dispose()
+        self.master_key.wipe()
+
+
+def open_site(site_dir: Path, *, clock: Clock = utc_now, db_url: str | None = None) -> SiteContext:
+    """Open an initialised site directory (``db_url`` overrides the one in site.json)."""
+    paths = SiteDir(site_dir)
+    settings = paths.read_settings()
+    engine = make_engine(db_url or settings.db_url)
+    master_key = load_master_key(paths.master_key)
+    signer = SigningKey.from_pem(paths.signing_key.read_bytes())
+    return SiteContext(
+        site_name=settings.site_name,
+        engine=engine,
+        factory=make_session_factory(engine),
+        master_key=master_key,
+        signer=signer,
+        clock=clock,
+        keystreams=KeyStreams(master_key),
+        firmware=FirmwareCache(master_key),
+    )

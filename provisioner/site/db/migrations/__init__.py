@@ -1,0 +1,1 @@
+"""Alembic migrations of the site database (shipped as package data)."""

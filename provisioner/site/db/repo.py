@@ -1,0 +1,145 @@
+"""Queries the site runs inside its transactions: row locks, snapshots, audit appends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from provisioner.audit.chain import AuditEntry, build_entry
+from provisioner.crypto.signing import SigningKey
+from provisioner.errors import AuditError
+from provisioner.site.db.engine import is_postgresql
+from provisioner.site.db.models import (
+    AuditHead,
+    AuditRow,
+    Device,
+    Grant,
+    Order,
+    OrderStation,
+    Station,
+)
+from provisioner.site.policy import ChipSnapshot, OrderSnapshot, StationSnapshot
+
+AUDIT_HEAD_ID = 1
+
+
+def lock_station(session: Session, station_id: str) -> Station | None:
+    """Load a station under a row lock (serialises one station's grants)."""
+    return session.get(Station, station_id, with_for_update=True, populate_existing=True)
+
+
+def lock_order(session: Session, order_id: str) -> Order | None:
+    """Load an order under a row lock (serialises its quota)."""
+    return session.get(Order, order_id, with_for_update=True, populate_existing=True)
+
+
+def allowed_stations(session: Session, order_id: str) -> frozenset[str]:
+    """Return the ids of the stations allowed to serve ``order_id``."""
+    rows = session.scalars(
+        select(OrderStation.station_id).where(OrderStation.order_id == order_id)
+    )
+    return frozenset(rows)
+
+
+def find_chip(session: Session, chip_uid: str) -> Device | None:
+    """Return the device row of a chip, read fresh."""
+    return session.scalars(
+        select(Device).where(Device.chip_uid == chip_uid).execution_options(populate_existing=True)
+    ).first()
+
+
+def find_grant_by_request(session: Session, station_id: str, request_id: str) -> Grant | None:
+    """Return a station's grant for ``request_id`` if it exists."""
+    return session.scalars(
+        select(Grant).where(Grant.station_id == station_id, Grant.request_id == request_id)
+    ).first()
+
+
+def allocate_device_id(session: Session) -> int:
+    """Return a new device ID: a sequence on PostgreSQL, max+1 under SQLite's write lock."""
+    if is_postgresql(session):
+        return int(session.execute(text("SELECT nextval('device_id_seq')")).scalar_one())
+    current = session.execute(select(func.max(Device.device_id))).scalar_one()
+    return 1 if current is None else int(current) + 1
+
+
+def order_snapshot(
+    session: Session, order: Order, allowed: frozenset[str] | None = None
+) -> OrderSnapshot:
+    """Freeze an order for the policy (``allowed`` reuses a station set already read)."""
+    return OrderSnapshot(
+        order_id=order.order_id,
+        status=order.status,
+        authorised_quantity=order.authorised_quantity,
+        produced=order.produced,
+        reserved=order.reserved,
+        allowed_stations=(
+            allowed if allowed is not None else allowed_stations(session, order.order_id)
+        ),
+    )
+
+
+def station_snapshot(station: Station) -> StationSnapshot:
+    """Freeze a station for the policy."""
+    return StationSnapshot(station.station_id, station.status, station.next_index)
+
+
+def chip_snapshot(chip_uid: str, device: Device | None) -> ChipSnapshot:
+    """Freeze what is known about a chip for the policy."""
+    if device is None:
+        return ChipSnapshot(chip_uid)
+    return ChipSnapshot(chip_uid, device.device_id, device.order_id, device.status, device.attempts)
+
+
+def _entry(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        seq=row.seq, time=row.time, actor=row.actor, event=row.event,
+        data=json.loads(row.data), prev_hash=row.prev_hash, hash=row.hash,
+        key_id=row.key_id, signature=row.signature,
+    )
+
+
+def append_audit(
+    session: Session,
+    *,
+    signer: SigningKey,
+    now: datetime,
+    actor: str,
+    event: str,
+    data: Mapping[str, object],
+) -> AuditEntry:
+    """Append a signed entry in the caller's transaction, holding the audit head's row lock.
+
+    Raises:
+        AuditError: the head row is missing or does not match the last entry.
+    """
+    head = session.get(AuditHead, AUDIT_HEAD_ID, with_for_update=True, populate_existing=True)
+    if head is None:
+        raise AuditError("audit head row is missing (database not migrated?)")
+    prev = None
+    if head.seq > 0:
+        prev_row = session.get(AuditRow, head.seq)
+        if prev_row is None or prev_row.hash != head.hash:
+            raise AuditError(f"audit head points at seq {head.seq}, which is missing or changed")
+        prev = _entry(prev_row)
+    entry = build_entry(prev=prev, time=now, actor=actor, event=event, data=data, signer=signer)
+    session.add(
+        AuditRow(
+            seq=entry.seq, time=entry.time, actor=entry.actor, event=entry.event,
+            data=json.dumps(entry.data, sort_keys=True, separators=(",", ":")),
+            prev_hash=entry.prev_hash, hash=entry.hash, key_id=entry.key_id,
+            signature=entry.signature,
+        )
+    )
+    head.seq = entry.seq
+    head.hash = entry.hash
+    return entry
+
+
+def audit_entries(session: Session) -> list[AuditEntry]:
+    """Return every audit entry in seq order."""
+    return [_entry(row) for row in session.scalars(select(AuditRow).order_by(AuditRow.seq))]

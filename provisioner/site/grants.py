@@ -1,0 +1,303 @@
+"""Issue and complete grants: design §3 steps 3 and 5, each in one transaction."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hex_generator import patch
+from provisioner.audit.chain import AuditEvent
+from provisioner.crypto import envelope
+from provisioner.errors import (
+    DuplicateChip,
+    GrantAlreadyCompleted,
+    GrantNotFound,
+    InvalidRequest,
+    OrderNotFound,
+    Refused,
+    StationInactive,
+)
+from provisioner.site.context import (
+    SiteContext,
+    device_key_aad,
+    transport_aad,
+)
+from provisioner.site.db import repo
+from provisioner.site.db.engine import transaction
+from provisioner.site.db.models import Device, Firmware, Grant, Order, Station
+from provisioner.site.policy import decide_completion, decide_grant
+from provisioner.site.sessions import operator_for_token
+from provisioner.wire import (
+    AttemptResult,
+    CompleteRequest,
+    CompleteResponse,
+    DeviceStatus,
+    GrantRequest,
+    GrantResponse,
+    template_aad,
+)
+
+GRANT_LIFETIME = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Per-grant material computed before the order lock is taken."""
+
+    device_id: int
+    wrapped_key: bytes
+    image_sha256: str
+    key_size_bytes: int
+
+
+def _prepare(
+    ctx: SiteContext, session: Session, station: Station, order: Order, device_id: int,
+    drbg_index: int,
+) -> _Prepared:
+    """Derive the key, patch the template in memory, digest it and wrap the key."""
+    profile = ctx.firmware.profile(order.profile)
+    layout = profile.patch_layout()
+    bootloader = session.get(Firmware, order.bootloader_id)
+    if bootloader is None:
+        raise OrderNotFound(f"order {order.order_id} names a missing bootloader")
+    template = ctx.firmware.firmware(bootloader.firmware_id, bootloader.wrapped_bytes)
+    with ctx.keystreams.key_at(
+        station.station_id, station.wrapped_seed, drbg_index, profile.key_size_bytes
+    ) as key:
+        patched = patch(template.image, layout, device_id, key.reveal())
+        wrapped = envelope.wrap(ctx.master_key, key.reveal(), device_key_aad(device_id, drbg_index))
+    try:
+        digest = patched.sha256(layout.image_start, layout.image_end, layout.fill_byte).hex()
+    finally:
+        patched.wipe()
+    return _Prepared(device_id, wrapped, digest, profile.key_size_bytes)
+
+
+def _seal(
+    ctx: SiteContext, session: Session, station: Station, order: Order, grant_id: str,
+    device_id: int, drbg_index: int, expires_at: datetime,
+) -> GrantResponse:
+    """Build a grant's response, sealing its firmware under the station's transport key."""
+    profile = ctx.firmware.profile(order.profile)
+    sealed: dict[str, str | None] = {"template": None, "application": None}
+    with envelope.unwrap(
+        ctx.master_key, station.wrapped_transport_key, transport_aad(station.station_id)
+    ) as transport_key:
+        for kind, firmware_id in (("template", order.bootloader_id),
+                                  ("application", order.application_id)):
+            if firmware_id is None:
+                continue
+            row = session.get(Firmware, firmware_id)
+            if row is None:
+                raise OrderNotFound(f"order {order.order_id} names missing firmware {firmware_id}")
+            text = ctx.firmware.firmware(row.firmware_id, row.wrapped_bytes).ihex
+            blob = envelope.encrypt(transport_key, text, template_aad(kind, grant_id, device_id))
+            sealed[kind] = base64.b64encode(blob).decode("ascii")
+    return GrantResponse(
+        grant_id=grant_id, order_id=order.order_id, device_id=device_id,
+        drbg_index=drbg_index, key_size_bytes=profile.key_size_bytes,
+        profile=order.profile, profile_sha256=order.profile_sha256,
+        template=sealed["template"] or "", application=sealed["application"],
+        expires_at=_utc(expires_at),
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; the site stores UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _replay(grant: Grant, order_id: str, request: GrantRequest) -> None:
+    if (grant.order_id, grant.chip_uid, grant.drbg_index) != (
+        order_id, request.chip_uid, request.drbg_index
+    ):
+        raise InvalidRequest(
+            f"request_id {request.request_id} was already used for a different grant"
+        )
+
+
+def issue_grant(
+    ctx: SiteContext, station_id: str, token: str, order_id: str, request: GrantRequest
+) -> GrantResponse:
+    """Grant a device ID to a chip, or raise the refusal (audited either way).
+
+    One transaction: station row lock, order row lock, policy, device + grant rows, station's
+    next index, order's reserved count, audit entry. Repeating a ``request_id`` returns the
+    same grant.
+    """
+    try:
+        with transaction(ctx.factory) as session:
+            return _issue(ctx, session, station_id, token, order_id, request)
+    except IntegrityError as exc:
+        # Another order reserved this chip at the same instant: the unique chip_uid decided.
+        refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
+        _audit_refusal(ctx, station_id, order_id, request, refusal)
+        raise refusal from exc
+    except Refused as refusal:
+        _audit_refusal(ctx, station_id, order_id, request, refusal)
+        raise
+
+
+def _issue(
+    ctx: SiteContext, session: Session, station_id: str, token: str, order_id: str,
+    request: GrantRequest,
+) -> GrantResponse:
+    now = ctx.clock()
+    station = repo.lock_station(session, station_id)
+    if station is None:
+        raise StationInactive(f"station {station_id} is not enrolled")
+    operator_id = operator_for_token(session, token, station_id, now)
+    existing = repo.find_grant_by_request(session, station_id, request.request_id)
+    unlocked = session.get(Order, order_id)
+    if unlocked is None:
+        raise OrderNotFound(f"order {order_id} does not exist")
+    if existing is not None:
+        _replay(existing, order_id, request)
+        return _seal(ctx, session, station, unlocked, existing.grant_id, existing.device_id,
+                     existing.drbg_index, existing.expires_at)
+    # Refuse early without the order lock, then do the costly work, then decide again locked.
+    pre_chip = repo.find_chip(session, request.chip_uid)
+    snapshot = repo.order_snapshot(session, unlocked)
+    decision = decide_grant(
+        snapshot, repo.station_snapshot(station),
+        repo.chip_snapshot(request.chip_uid, pre_chip), request.drbg_index,
+    )
+    device_id = decision.device_id or repo.allocate_device_id(session)
+    prepared = _prepare(ctx, session, station, unlocked, device_id, request.drbg_index)
+    grant_id = f"g-{secrets.token_hex(12)}"
+    response = _seal(ctx, session, station, unlocked, grant_id, device_id, request.drbg_index,
+                     now + GRANT_LIFETIME)
+    # Only now the order's row lock: what it guards (status, counts, chip) is decided again.
+    order = repo.lock_order(session, order_id)
+    if order is None:
+        raise OrderNotFound(f"order {order_id} does not exist")
+    chip = repo.find_chip(session, request.chip_uid)
+    decision = decide_grant(
+        repo.order_snapshot(session, order, snapshot.allowed_stations),
+        repo.station_snapshot(station),
+        repo.chip_snapshot(request.chip_uid, chip), request.drbg_index,
+    )
+    if (decision.device_id or device_id) != device_id:
+        raise DuplicateChip(f"chip {request.chip_uid} changed state concurrently")
+    if chip is None:
+        chip = Device(
+            device_id=device_id, chip_uid=request.chip_uid, order_id=order_id,
+            station_id=station_id, attempts=0, created_at=now,
+        )
+        session.add(chip)
+    chip.station_id = station_id
+    chip.drbg_index = request.drbg_index
+    chip.wrapped_key = prepared.wrapped_key
+    chip.image_sha256 = prepared.image_sha256
+    chip.status = DeviceStatus.reserved
+    chip.updated_at = now
+    session.flush()
+    grant = Grant(
+        grant_id=grant_id, request_id=request.request_id,
+        station_id=station_id, order_id=order_id, device_id=device_id,
+        drbg_index=request.drbg_index, operator_id=operator_id, chip_uid=request.chip_uid,
+        created_at=now, expires_at=response.expires_at,
+    )
+    session.add(grant)
+    station.next_index = request.drbg_index + 1
+    order.reserved += 1
+    session.flush()
+    repo.append_audit(
+        session, signer=ctx.signer, now=now, actor=f"station:{station_id}",
+        event=AuditEvent.grant_issued,
+        data={
+            "grant_id": grant.grant_id, "request_id": request.request_id, "order_id": order_id,
+            "device_id": device_id, "chip_uid": request.chip_uid,
+            "drbg_index": request.drbg_index, "operator_id": operator_id,
+            "profile_sha256": order.profile_sha256, "image_sha256": prepared.image_sha256,
+        },
+    )
+    return response
+
+
+def _audit_refusal(
+    ctx: SiteContext, station_id: str, order_id: str, request: GrantRequest, refusal: Refused
+) -> None:
+    event = (
+        AuditEvent.alarm_duplicate_chip if isinstance(refusal, DuplicateChip)
+        else AuditEvent.grant_refused
+    )
+    with transaction(ctx.factory) as session:
+        repo.append_audit(
+            session, signer=ctx.signer, now=ctx.clock(), actor=f"station:{station_id}",
+            event=event,
+            data={
+                "code": refusal.code, "detail": refusal.detail, "order_id": order_id,
+                "request_id": request.request_id, "chip_uid": request.chip_uid,
+                "drbg_index": request.drbg_index,
+            },
+        )
+
+
+_COMPLETION_EVENTS = {
+    DeviceStatus.programmed: AuditEvent.device_programmed,
+    DeviceStatus.suspect: AuditEvent.alarm_digest_mismatch,
+    DeviceStatus.failed: AuditEvent.device_failed,
+    DeviceStatus.quarantined: AuditEvent.device_quarantined,
+}
+
+
+def complete_grant(
+    ctx: SiteContext, station_id: str, token: str, grant_id: str, request: CompleteRequest
+) -> CompleteResponse:
+    """Record a grant's outcome; repeating the same ``request_id`` returns the same answer."""
+    with transaction(ctx.factory) as session:
+        now = ctx.clock()
+        operator_for_token(session, token, station_id, now)
+        grant = session.get(Grant, grant_id, with_for_update=True, populate_existing=True)
+        if grant is None or grant.station_id != station_id:
+            raise GrantNotFound(f"grant {grant_id} does not exist for station {station_id}")
+        device = session.get(Device, grant.device_id, populate_existing=True)
+        if device is None:
+            raise GrantNotFound(f"grant {grant_id} has no device row")
+        if grant.result is not None:
+            if grant.complete_request_id == request.request_id:
+                return CompleteResponse(
+                    grant_id=grant_id, device_id=device.device_id,
+                    status=DeviceStatus(device.status), attempts=device.attempts,
+                )
+            raise GrantAlreadyCompleted(f"grant {grant_id} was completed as {grant.result}")
+        order = repo.lock_order(session, grant.order_id)
+        if order is None:
+            raise OrderNotFound(f"order {grant.order_id} does not exist")
+        reported = request.image_sha256 or ""
+        matches = hmac.compare_digest(reported.encode(), device.image_sha256.encode())
+        outcome = decide_completion(
+            succeeded=request.result == AttemptResult.success, digest_matches=matches,
+            attempts=device.attempts,
+        )
+        device.status = outcome.status
+        device.attempts = outcome.attempts
+        device.updated_at = now
+        order.produced += outcome.produced_delta
+        order.reserved += outcome.reserved_delta
+        grant.result = request.result
+        grant.complete_request_id = request.request_id
+        grant.completed_at = now
+        session.flush()
+        repo.append_audit(
+            session, signer=ctx.signer, now=now, actor=f"station:{station_id}",
+            event=_COMPLETION_EVENTS[outcome.status],
+            data={
+                "grant_id": grant_id, "device_id": device.device_id,
+                "chip_uid": device.chip_uid, "order_id": order.order_id,
+                "result": request.result.value, "status": outcome.status.value,
+                "attempts": outcome.attempts, "image_sha256": request.image_sha256,
+                "expected_sha256": device.image_sha256, "error_code": request.error_code,
+            },
+        )
+        return CompleteResponse(
+            grant_id=grant_id, device_id=device.device_id, status=outcome.status,
+            attempts=outcome.attempts,
+        )

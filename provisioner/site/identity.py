@@ -1,0 +1,57 @@
+"""Who is calling: the station from its verified TLS client certificate, the operator's token."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from fastapi import Request
+from sqlalchemy import select
+
+from provisioner.errors import AuthenticationFailed, StationInactive
+from provisioner.site.context import SiteContext
+from provisioner.site.db.models import Station
+from provisioner.site.keys import fingerprint_der
+from provisioner.site.tls import peer_cert_pem
+
+
+def site_context(request: Request) -> SiteContext:
+    """Return the site context the app was created with."""
+    ctx = request.app.state.site
+    assert isinstance(ctx, SiteContext)
+    return ctx
+
+
+def station_id(request: Request) -> str:
+    """Return the id of the active station whose verified certificate opened this connection.
+
+    Raises:
+        StationInactive: no client certificate, or none matching an active station (403).
+    """
+    pem = peer_cert_pem(request.scope)
+    if pem is None:
+        raise StationInactive("station endpoints need a verified TLS client certificate")
+    der = x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
+        serialization.Encoding.DER
+    )
+    ctx = site_context(request)
+    with ctx.factory() as session:
+        station = session.scalars(
+            select(Station).where(Station.cert_fingerprint == fingerprint_der(der))
+        ).first()
+        if station is None:
+            raise StationInactive("the client certificate belongs to no enrolled station")
+        if station.status != "active":
+            raise StationInactive(f"station {station.station_id} is {station.status}")
+        return station.station_id
+
+
+def bearer_token(request: Request) -> str:
+    """Return the operator session token from ``Authorization: Bearer``.
+
+    Raises:
+        AuthenticationFailed: the header is missing or malformed (401).
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed("missing operator session (Authorization: Bearer <token>)")
+    return token.strip()

@@ -1,0 +1,55 @@
+"""RFC 9457 problem+json responses for refusals, malformed requests and site errors."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from hex_generator import HexError
+from hw_profiles import ProfileValidationError
+from provisioner.errors import InvalidRequest, ProvisionerError, Refused
+from provisioner.wire import PROBLEM_CONTENT_TYPE, Problem, problem_from_refusal
+
+
+def _request_id(request: Request) -> str | None:
+    value = getattr(request.state, "request_id", None)
+    return value if isinstance(value, str) else None
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    """Render a problem document with the problem+json media type."""
+    return JSONResponse(
+        problem.model_dump(exclude_none=True), status_code=problem.status,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return problem_response(problem_from_refusal(exc, _request_id(request)))
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    where = "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
+        for err in exc.errors()
+    )
+    return problem_response(problem_from_refusal(InvalidRequest(where), _request_id(request)))
+
+
+async def _site_error(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(Problem(
+        type="urn:provisioner:problem:site_error", title="site error", status=500,
+        detail=f"{type(exc).__name__}: {exc}", code="site_error",
+        request_id=_request_id(request),
+    ))
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render refusals, validation errors and site-side failures as problem+json."""
+    app.add_exception_handler(Refused, _refused)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    for error in (ProvisionerError, HexError, ProfileValidationError):
+        app.add_exception_handler(error, _site_error)

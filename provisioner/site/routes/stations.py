@@ -1,0 +1,62 @@
+"""Station endpoints: sign-in, orders, grants, completion (client certificate required)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from provisioner.site.catalogue import list_orders
+from provisioner.site.context import SiteContext
+from provisioner.site.grants import complete_grant, issue_grant
+from provisioner.site.identity import bearer_token, site_context, station_id
+from provisioner.site.sessions import operator_for_token, sign_in
+from provisioner.wire import (
+    CompleteRequest,
+    CompleteResponse,
+    GrantRequest,
+    GrantResponse,
+    OrderList,
+    SessionRequest,
+    SessionResponse,
+)
+
+router = APIRouter()
+
+_CTX = Depends(site_context)
+_STATION = Depends(station_id)
+_TOKEN = Depends(bearer_token)
+
+
+@router.post("/session", response_model=SessionResponse)
+def post_session(
+    body: SessionRequest, ctx: SiteContext = _CTX, station: str = _STATION
+) -> SessionResponse:
+    """Sign an operator in at this station (lockout after 5 failures for 15 minutes)."""
+    return sign_in(ctx, station, body)
+
+
+@router.get("/orders", response_model=OrderList)
+def get_orders(ctx: SiteContext = _CTX, station: str = _STATION, token: str = _TOKEN) -> OrderList:
+    """List the open orders this station may serve, with counts."""
+    with ctx.factory() as session:
+        operator_for_token(session, token, station, ctx.clock())
+    return OrderList(orders=list_orders(ctx, station_id=station, only_open=True))
+
+
+@router.post("/orders/{order_id}/grants", response_model=GrantResponse)
+def post_grant(
+    order_id: str, body: GrantRequest, request: Request, ctx: SiteContext = _CTX,
+    station: str = _STATION, token: str = _TOKEN,
+) -> GrantResponse:
+    """Grant a device ID and key index for one chip (design §3 step 3)."""
+    request.state.request_id = body.request_id
+    return issue_grant(ctx, station, token, order_id, body)
+
+
+@router.post("/grants/{grant_id}/complete", response_model=CompleteResponse)
+def post_complete(
+    grant_id: str, body: CompleteRequest, request: Request, ctx: SiteContext = _CTX,
+    station: str = _STATION, token: str = _TOKEN,
+) -> CompleteResponse:
+    """Record the outcome of one grant (design §3 step 5)."""
+    request.state.request_id = body.request_id
+    return complete_grant(ctx, station, token, grant_id, body)

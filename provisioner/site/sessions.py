@@ -1,0 +1,119 @@
+"""Operator sign-in with lockout, and bearer tokens bound to one station."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from provisioner.audit.chain import AuditEvent
+from provisioner.crypto.pins import verify_pin
+from provisioner.errors import AuthenticationFailed, OperatorLocked
+from provisioner.site.context import SiteContext
+from provisioner.site.db import repo
+from provisioner.site.db.engine import transaction
+from provisioner.site.db.models import Operator, SignInSession
+from provisioner.wire import SessionRequest, SessionResponse
+
+MAX_PIN_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _is_locked(operator: Operator, now: datetime) -> bool:
+    return operator.locked_until is not None and now < _aware(operator.locked_until, now)
+
+
+def _aware(value: datetime, like: datetime) -> datetime:
+    # SQLite returns naive datetimes for timezone-aware columns; they were stored as UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=like.tzinfo)
+
+
+def sign_in(ctx: SiteContext, station_id: str, request: SessionRequest) -> SessionResponse:
+    """Check an operator's PIN and return a session token bound to ``station_id``.
+
+    The PIN hash (scrypt) is checked outside any transaction so the write lock is never
+    held during it; the outcome is then recorded, with the lockout rule, in one transaction.
+
+    Raises:
+        AuthenticationFailed: unknown operator or wrong PIN (audited).
+        OperatorLocked: 5 failures within the lockout window (audited).
+    """
+    with ctx.factory() as session:
+        operator = session.get(Operator, request.operator_id)
+        stored = operator.pin_hash if operator is not None else None
+    pin_ok = stored is not None and verify_pin(request.pin, stored)
+    actor = f"station:{station_id}"
+    failure: AuthenticationFailed | OperatorLocked | None = None
+    token = secrets.token_urlsafe(32)
+    with transaction(ctx.factory) as session:
+        now = ctx.clock()
+        locked = session.get(Operator, request.operator_id, with_for_update=True,
+                             populate_existing=True)
+        data: dict[str, object] = {"operator_id": request.operator_id, "station_id": station_id}
+        if locked is None:
+            failure = AuthenticationFailed("unknown operator or wrong PIN")
+            event = AuditEvent.operator_sign_in_failed
+        elif _is_locked(locked, now):
+            failure = OperatorLocked(f"operator {request.operator_id} is locked out")
+            event = AuditEvent.operator_sign_in_failed
+        elif not pin_ok:
+            locked.failures += 1
+            data["failures"] = locked.failures
+            event = AuditEvent.operator_sign_in_failed
+            failure = AuthenticationFailed("unknown operator or wrong PIN")
+            if locked.failures >= MAX_PIN_FAILURES:
+                locked.locked_until = now + LOCKOUT
+                locked.failures = 0
+                event = AuditEvent.operator_locked
+                failure = OperatorLocked(
+                    f"operator {request.operator_id} locked out for "
+                    f"{int(LOCKOUT.total_seconds() // 60)} minutes after "
+                    f"{MAX_PIN_FAILURES} failures"
+                )
+        else:
+            locked.failures = 0
+            locked.locked_until = None
+            event = AuditEvent.operator_signed_in
+            session.add(SignInSession(
+                token_sha256=_token_digest(token), operator_id=request.operator_id,
+                station_id=station_id, expires_at=now + SESSION_LIFETIME,
+            ))
+        if failure is not None:
+            data["code"] = failure.code
+        repo.append_audit(session, signer=ctx.signer, now=now, actor=actor, event=event,
+                          data=data)
+    if failure is not None:
+        raise failure
+    return SessionResponse(
+        operator_id=request.operator_id, session_token=token, expires_at=now + SESSION_LIFETIME
+    )
+
+
+def operator_for_token(session: Session, token: str, station_id: str, now: datetime) -> str:
+    """Return the operator of a live session token issued to ``station_id``.
+
+    Raises:
+        AuthenticationFailed: unknown, expired or another station's token.
+    """
+    row = session.get(SignInSession, _token_digest(token))
+    if (
+        row is None
+        or not hmac.compare_digest(row.station_id, station_id)
+        or _aware(row.expires_at, now) <= now
+    ):
+        raise AuthenticationFailed("no valid operator session for this station (sign in)")
+    return row.operator_id
+
+
+def sign_out_all(session: Session, operator_id: str) -> None:
+    """Drop every session of an operator (after a PIN reset)."""
+    session.execute(delete(SignInSession).where(SignInSession.operator_id == operator_id))

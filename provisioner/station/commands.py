@@ -1,0 +1,226 @@
+"""`provisioner station …`: the UI (default), enrol, status and headless run."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from provisioner.errors import ProvisionerError
+from provisioner.flash.backend import FlashBackend
+
+STATION_PASSPHRASE_ENV = "PROVISIONER_STATION_PASSPHRASE"  # noqa: S105 (a variable name)
+ENROL_PASSPHRASE_ENV = "PROVISIONER_ENROL_PASSPHRASE"  # noqa: S105 (a variable name)
+PIN_ENV = "PROVISIONER_PIN"
+DEFAULT_DATA_DIR = Path("station-data")
+
+BackendFactory = Callable[[], FlashBackend]
+
+
+def disable_core_dumps() -> None:
+    """Forbid core dumps of this process: they would hold keys and images (design §3)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def read_secret(env_var: str, path: Path | None, prompt: str, *, confirm: bool = False) -> str:
+    """Return a passphrase/PIN from a file, else the environment variable, else a prompt."""
+    if path is not None:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    value = os.environ.get(env_var)
+    if value:
+        return value
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+def _data_dir_option(func: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_DATA_DIR, show_default=True, help="Station data directory.",
+    )(func)
+
+
+def _passphrase_file_option(func: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--passphrase-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help=f"Read the station passphrase from a file (else ${STATION_PASSPHRASE_ENV}, "
+             "else a prompt).",
+    )(func)
+
+
+def board_factories(profile_name: str, ports: tuple[str, ...], probes: tuple[str, ...]
+                    ) -> dict[str, BackendFactory]:
+    """Return a backend factory per serial port and per probe unique ID."""
+    from hw_profiles import load_profile
+    from provisioner.flash.serial_rom.backend import SerialRomBackend
+    from provisioner.flash.swd import SwdBackend
+
+    profile = load_profile(profile_name)
+    factories: dict[str, BackendFactory] = {}
+    for port in ports:
+        factories[port] = lambda port=port: SerialRomBackend(port, profile)  # type: ignore[misc]
+    for probe in probes:
+        factories[probe] = lambda probe=probe: SwdBackend(probe, profile)  # type: ignore[misc]
+    return factories
+
+
+@click.group(invoke_without_command=True)
+@_data_dir_option
+@_passphrase_file_option
+@click.option("--port", "ports", multiple=True, help="Serial port of a board (repeatable).")
+@click.option("--probe", "probes", multiple=True, help="Debug probe unique ID (repeatable).")
+@click.option("--profile", default="stm32f103c8", show_default=True,
+              help="Hardware profile of the attached boards.")
+@click.pass_context
+def station_group(ctx: click.Context, data_dir: Path, passphrase_file: Path | None,
+                  ports: tuple[str, ...], probes: tuple[str, ...], profile: str) -> None:
+    """The bench station; without a subcommand, start the operator UI."""
+    disable_core_dumps()
+    if ctx.invoked_subcommand is not None:
+        return
+    from provisioner.station.ui.app import run_ui
+    from provisioner.station.unlock import open_station
+
+    passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
+    try:
+        runner = open_station(data_dir, passphrase)
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        code = run_ui(runner, board_factories(profile, ports, probes))
+    finally:
+        runner.close()
+    ctx.exit(code)
+
+
+@station_group.command("enroll")
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@_data_dir_option
+@_passphrase_file_option
+@click.option("--one-time-passphrase-file", type=click.Path(dir_okay=False, exists=True,
+              path_type=Path), help=f"Bundle passphrase file (else ${ENROL_PASSPHRASE_ENV}).")
+def enroll_command(bundle: Path, data_dir: Path, passphrase_file: Path | None,
+                   one_time_passphrase_file: Path | None) -> None:
+    """Enrol this station from BUNDLE (asks the one-time, then a new station passphrase)."""
+    from provisioner.station.enrolment import enroll
+
+    one_time = read_secret(ENROL_PASSPHRASE_ENV, one_time_passphrase_file,
+                           "One-time bundle passphrase")
+    new = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "New station passphrase",
+                      confirm=True)
+    try:
+        config = enroll(bundle, one_time, new, data_dir)
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"enrolled station {config.station_id} for {config.site_url} in {data_dir}")
+
+
+@station_group.command("status")
+@_data_dir_option
+@_passphrase_file_option
+def status_command(data_dir: Path, passphrase_file: Path | None) -> None:
+    """Show the station id, its site and the next DRBG index."""
+    from provisioner.station.config import StationConfig, StationPaths
+    from provisioner.station.unlock import open_station
+
+    try:
+        config = StationConfig.load(StationPaths(data_dir).config)
+        passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
+        runner = open_station(data_dir, passphrase)
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        click.echo(f"station_id: {config.station_id}")
+        click.echo(f"site: {config.site_url}")
+        click.echo(f"next drbg_index: {runner.keystore.next_index}")
+        click.echo(f"open attempts: {len(runner.journal.open_attempts())}")
+    finally:
+        runner.close()
+
+
+@station_group.command("run")
+@_data_dir_option
+@_passphrase_file_option
+@click.option("--order", "order_id", required=True, help="Production order id.")
+@click.option("--count", type=click.IntRange(min=1), required=True, help="Boards to provision.")
+@click.option("--port", "ports", multiple=True, help="Serial port of a board (repeatable).")
+@click.option("--probe", "probes", multiple=True, help="Debug probe unique ID (repeatable).")
+@click.option("--operator", "operator_id", required=True, help="Operator id.")
+@click.option("--pin-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help=f"Operator PIN file (else ${PIN_ENV}, else a prompt).")
+def run_command(data_dir: Path, passphrase_file: Path | None, order_id: str, count: int,
+                ports: tuple[str, ...], probes: tuple[str, ...], operator_id: str,
+                pin_file: Path | None) -> None:
+    """Provision COUNT boards headless; one line per board; exit 1 if any failed."""
+    from provisioner.station.headless import run_headless
+    from provisioner.station.unlock import open_station
+
+    if not ports and not probes:
+        raise click.UsageError("give at least one --port or --probe")
+    passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
+    pin = read_secret(PIN_ENV, pin_file, "Operator PIN")
+    try:
+        runner = open_station(data_dir, passphrase)
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        runner.sign_in(operator_id, pin)
+        order = next((o for o in runner.list_orders() if o.order_id == order_id), None)
+        if order is None:
+            raise click.ClickException(f"order {order_id} is not open for this station")
+        interactive = sys.stdin.isatty()
+        summary = run_headless(
+            runner, order_id, board_factories(order.profile, ports, probes), count,
+            out=click.echo,
+            between_rounds=(lambda n: click.pause(f"round {n + 1}: swap boards, press a key"))
+            if interactive else None,
+        )
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        runner.close()
+    if summary.failed:
+        sys.exit(1)
+
+
+@station_group.command("recover")
+@_data_dir_option
+@_passphrase_file_option
+@click.option("--port", "ports", multiple=True, help="Serial port of a board (repeatable).")
+@click.option("--probe", "probes", multiple=True, help="Debug probe unique ID (repeatable).")
+@click.option("--profile", default="stm32f103c8", show_default=True,
+              help="Hardware profile of the attached boards.")
+@click.option("--operator", "operator_id", required=True, help="Operator id.")
+@click.option("--pin-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help=f"Operator PIN file (else ${PIN_ENV}, else a prompt).")
+def recover_command(data_dir: Path, passphrase_file: Path | None, ports: tuple[str, ...],
+                    probes: tuple[str, ...], profile: str, operator_id: str,
+                    pin_file: Path | None) -> None:
+    """Settle attempts a crash left open (re-verify attached boards, report the rest)."""
+    from provisioner.station.headless import format_result
+    from provisioner.station.unlock import open_station
+
+    passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
+    pin = read_secret(PIN_ENV, pin_file, "Operator PIN")
+    try:
+        runner = open_station(data_dir, passphrase)
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        runner.sign_in(operator_id, pin)
+        attached = {loc: factory() for loc, factory in
+                    board_factories(profile, ports, probes).items()}
+        results = runner.recover(attached, lambda event: None)
+        for result in results:
+            click.echo(format_result(result))
+        still_open = len(runner.journal.open_attempts())
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        runner.close()
+    click.echo(f"recovered {len(results)} attempt(s); {still_open} still open")
+    if still_open:
+        sys.exit(1)

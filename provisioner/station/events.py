@@ -1,0 +1,52 @@
+"""The one event stream from the station runner to its user interfaces (Textual and headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from provisioner.flash.backend import ProgressEvent
+from provisioner.station.engine import AttemptState
+
+
+@dataclass(frozen=True, slots=True)
+class BoardUpdate:
+    """A board's attempt moved to a new state."""
+
+    location: str
+    attempt_id: str
+    state: AttemptState
+    chip_uid: str | None
+    device_id: int | None
+    drbg_index: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BoardProgress:
+    """Erase/program/verify progress on one board."""
+
+    location: str
+    event: ProgressEvent
+
+
+@dataclass(frozen=True, slots=True)
+class BoardFinished:
+    """A board's attempt ended; ``passed`` only when the site confirmed it programmed."""
+
+    location: str
+    attempt_id: str
+    state: AttemptState
+    passed: bool
+    code: str | None
+    detail: str
+    chip_uid: str | None
+    device_id: int | None
+
+
+StationEvent = BoardUpdate | BoardProgress | BoardFinished
+Listener = Callable[[StationEvent], None]
+
+
+def ignore_events(event: StationEvent) -> None:
+    """Discard events (a listener for callers that only want the return value)."""

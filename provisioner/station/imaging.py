@@ -1,0 +1,67 @@
+"""Turn a grant into the image one board gets: decrypt the template in memory, patch, digest."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from hex_generator import Image, PatchLayout, parse_ihex, patch
+from provisioner import wire
+from provisioner.crypto import envelope
+from provisioner.crypto.secret import Secret
+from provisioner.errors import DecryptError
+from provisioner.flash.backend import MemorySegment
+
+
+def _open_envelope(transport_key: Secret, encoded: str, aad: bytes) -> Image:
+    """Decrypt one sealed Intel HEX file into an ``Image``; the plaintext buffer is wiped."""
+    try:
+        blob = base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise DecryptError("grant envelope is not valid base64") from exc
+    plain = envelope.decrypt(transport_key, blob, aad)
+    try:
+        return parse_ihex(plain.decode("ascii"), source="<grant>")
+    finally:
+        plain[:] = bytes(len(plain))
+
+
+def open_grant_image(transport_key: Secret, grant: wire.GrantResponse) -> Image:
+    """Return the grant's template merged with its application image, both decrypted in memory.
+
+    Raises:
+        DecryptError: an envelope does not authenticate under the transport key and its AAD.
+    """
+    template = _open_envelope(
+        transport_key,
+        grant.template,
+        wire.template_aad("template", grant.grant_id, grant.device_id),
+    )
+    if grant.application is None:
+        return template
+    application = _open_envelope(
+        transport_key,
+        grant.application,
+        wire.template_aad("application", grant.grant_id, grant.device_id),
+    )
+    try:
+        return template.merge(application)
+    finally:
+        template.wipe()
+        application.wipe()
+
+
+def build_board_image(
+    template: Image, layout: PatchLayout, device_id: int, key: Secret
+) -> tuple[Image, str]:
+    """Patch ``template`` for one board; return the image and its digest over the layout range.
+
+    The caller wipes ``template`` and the returned image.
+    """
+    image = patch(template, layout, device_id, key.reveal())
+    return image, image.sha256(layout.image_start, layout.image_end, layout.fill_byte).hex()
+
+
+def segments_of(image: Image) -> list[MemorySegment]:
+    """Return the image's segments as flash segments sharing its buffers (no copy)."""
+    return [MemorySegment(segment.start, segment.data) for segment in image.segments()]

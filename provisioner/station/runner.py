@@ -1,0 +1,429 @@
+"""The station runner: the one place that performs effects, in the order STYLE §5 fixes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+
+from hex_generator import Image, decode_device_id, is_zone_blank
+from hw_profiles import Profile, load_profile
+from provisioner import wire
+from provisioner.crypto.secret import Secret
+from provisioner.errors import (
+    AlreadyProvisioned,
+    DuplicateChip,
+    FlashError,
+    IndexReused,
+    InvalidRequest,
+    ProvisionerError,
+    ReadoutProtected,
+    Refused,
+    SiteUnreachable,
+)
+from provisioner.flash.backend import FlashBackend, ProgressEvent
+from provisioner.station import imaging
+from provisioner.station.engine import Attempt, AttemptState, Event, EventKind, advance
+from provisioner.station.events import BoardFinished, BoardProgress, BoardUpdate, Listener
+from provisioner.station.journal import Journal
+from provisioner.station.keystore import KeyStore
+from provisioner.station.recovery import RecoveryAction, plan_recovery
+from provisioner.station.site_client import SiteClient
+
+CRASH_ENV = "PROVISIONER_CRASH_AT"
+MAX_INDEX_JUMPS = 3
+
+
+class _Board:
+    """One attempt in flight: its snapshot, listener and the journal it is written to."""
+
+    def __init__(
+        self, runner: StationRunner, attempt: Attempt, listener: Listener, *, fresh: bool = True
+    ) -> None:
+        self.runner = runner
+        self.attempt = attempt
+        self.listener = listener
+        message = "board detected" if fresh else f"recovering from {attempt.state}"
+        if fresh:
+            self.runner._record(attempt)
+        self.listener(self._update(message))
+
+    def _update(self, message: str) -> BoardUpdate:
+        a = self.attempt
+        return BoardUpdate(a.location, a.attempt_id, a.state, a.chip_uid, a.device_id,
+                           a.drbg_index, message)
+
+    def step(self, event: Event, message: str) -> None:
+        """Advance, journal (commit) and announce; the effect follows the call."""
+        self.attempt = advance(self.attempt, event)
+        self.runner._record(self.attempt)
+        self.listener(self._update(message))
+
+    def finished(self) -> BoardFinished:
+        a = self.attempt
+        passed = a.state is AttemptState.reported and a.closed
+        return BoardFinished(a.location, a.attempt_id, a.state, passed, a.code,
+                             a.detail or ("programmed" if passed else ""), a.chip_uid, a.device_id)
+
+
+class StationRunner:
+    """Provisions boards for one station; thread-safe, one instance per station process."""
+
+    def __init__(
+        self,
+        *,
+        station_id: str,
+        client: SiteClient,
+        journal: Journal,
+        keystore: KeyStore,
+        transport_key: Secret,
+        profiles: Callable[[str], Profile] = load_profile,
+        session_secrets: Sequence[Secret] = (),
+    ) -> None:
+        self.station_id = station_id
+        self.client = client
+        self.journal = journal
+        self.keystore = keystore
+        self._transport_key = transport_key
+        self._profiles = profiles
+        self._session_secrets = tuple(session_secrets)
+        self._grant_lock = threading.Lock()
+        self._orders: dict[str, wire.OrderSummary] = {}
+        self._crash_at = os.environ.get(CRASH_ENV)
+        highest = journal.highest_index()
+        if highest is not None:
+            keystore.skip_to(highest + 1)
+
+    # --- operator ------------------------------------------------------------------------
+
+    def sign_in(self, operator_id: str, pin: str) -> None:
+        """Open an operator session (raises ``Refused`` subclasses or ``SiteUnreachable``)."""
+        self.client.sign_in(operator_id, pin)
+
+    def list_orders(self) -> list[wire.OrderSummary]:
+        """Return the open orders this station may serve (with produced/remaining counts)."""
+        orders = self.client.list_orders()
+        self._orders = {order.order_id: order for order in orders}
+        return orders
+
+    # --- one board -----------------------------------------------------------------------
+
+    def provision_board(
+        self, order_id: str, location: str, backend: FlashBackend, listener: Listener
+    ) -> BoardFinished:
+        """Provision the board behind ``backend`` for ``order_id``.
+
+        Never raises for a board-level failure: refusals, flash errors, site outages and even
+        unexpected exceptions end as ``BoardFinished(passed=False, code=...)``, and a grant the
+        site holds is reported as failed (or left to ``recover`` if the site is unreachable).
+        """
+        try:
+            profile = self._profile_for(order_id)
+        except ProvisionerError as exc:
+            attempt = Attempt(uuid.uuid4().hex, location, order_id, profile="")
+            board = _Board(self, attempt, listener)
+            return self._settle_failure(board, exc)
+        board = _Board(self, Attempt(uuid.uuid4().hex, location, order_id, profile.name), listener)
+        progress = _progress_forwarder(location, listener)
+        try:
+            backend.open()
+            try:
+                self._run(board, profile, backend, progress)
+            finally:
+                backend.close()
+        except Exception as exc:  # any failure ends this board only, reported if granted
+            return self._settle_failure(board, exc)
+        result = board.finished()
+        listener(result)
+        return result
+
+    def _run(self, board: _Board, profile: Profile, backend: FlashBackend,
+             progress: Callable[[ProgressEvent], None]) -> None:
+        try:
+            chip_uid = backend.read_uid().hex()
+            self._check_chip(chip_uid, profile, backend)
+        except ReadoutProtected as exc:
+            # Only a provisioned chip is readout-protected; its ID zone cannot be shown.
+            raise AlreadyProvisioned(f"chip is readout-protected ({exc})") from exc
+        grant, key = self._grant_and_key(board, chip_uid, profile)
+        template: Image | None = None
+        image: Image | None = None
+        try:
+            template = imaging.open_grant_image(self._transport_key, grant)
+            layout = profile.patch_layout()
+            image, image_sha256 = imaging.build_board_image(template, layout, grant.device_id, key)
+            key.wipe()
+            template.wipe()
+            board.step(Event(EventKind.key_derived, image_sha256=image_sha256),
+                       f"image {image_sha256[:16]}… ready")
+            board.step(Event(EventKind.flash_started), "erasing and programming")
+            segments = imaging.segments_of(image)
+            backend.erase(profile.flash.erase_ranges(layout.image_start, layout.image_end),
+                          progress)
+            backend.program(segments, progress)
+            backend.verify(segments, progress)
+        finally:
+            key.wipe()
+            if template is not None:
+                template.wipe()
+            if image is not None:
+                image.wipe()
+        board.step(Event(EventKind.verified, image_sha256=board.attempt.image_sha256),
+                   "verified")
+        self._finish(board, profile, backend)
+
+    def _check_chip(self, chip_uid: str, profile: Profile, backend: FlashBackend) -> None:
+        zone = profile.id_zone
+        found = backend.read(zone.address, zone.size_bytes)
+        if not is_zone_blank(found, zone):
+            device_id = decode_device_id(found, zone)
+            if device_id not in self.journal.failed_device_ids(chip_uid):
+                raise AlreadyProvisioned(
+                    f"chip {chip_uid} already carries device ID {device_id}", device_id=device_id
+                )
+        if self.journal.is_chip_programmed(chip_uid):
+            raise DuplicateChip(f"chip {chip_uid} was already programmed at this station")
+
+    def _grant_and_key(
+        self, board: _Board, chip_uid: str, profile: Profile
+    ) -> tuple[wire.GrantResponse, Secret]:
+        """Ask for a grant and derive its key, serialised so keys come in index order."""
+        with self._grant_lock:
+            index = self.keystore.next_index
+            kind = EventKind.uid_read
+            for _ in range(MAX_INDEX_JUMPS + 1):
+                request = wire.GrantRequest(
+                    request_id=uuid.uuid4().hex, chip_uid=chip_uid, drbg_index=index
+                )
+                board.step(Event(kind, chip_uid=chip_uid, request_id=request.request_id,
+                                 drbg_index=index), f"requesting grant for index {index}")
+                try:
+                    grant = self.client.request_grant(board.attempt.order_id, request)
+                    break
+                except IndexReused as exc:
+                    if exc.expected <= index:
+                        raise
+                    self.keystore.skip_to(exc.expected)  # jump forward, never back
+                    index, kind = exc.expected, EventKind.regrant
+            else:
+                raise IndexReused(f"site kept moving the index past {index}", expected=index)
+            board.step(Event(EventKind.granted, grant_id=grant.grant_id,
+                             device_id=grant.device_id, drbg_index=grant.drbg_index),
+                       f"granted device ID {grant.device_id}")
+            if grant.drbg_index != index:
+                raise InvalidRequest(f"site granted index {grant.drbg_index}, asked {index}")
+            if grant.profile != profile.name or grant.profile_sha256 != profile.sha256:
+                raise InvalidRequest(
+                    f"grant profile {grant.profile} ({grant.profile_sha256[:12]}…) differs from "
+                    f"the local {profile.name} ({profile.sha256[:12]}…)"
+                )
+            return grant, self.keystore.key_at(index, grant.key_size_bytes)
+
+    def _finish(self, board: _Board, profile: Profile, backend: FlashBackend | None) -> None:
+        """Protect if due and the chip is here, then report the verified digest."""
+        level = profile.readout_protection.level
+        protected = board.attempt.state is AttemptState.locked
+        if not protected and level > 0 and backend is not None:
+            backend.protect(level)
+            board.step(Event(EventKind.locked), f"readout protection level {level} applied")
+            protected = True
+        board.step(Event(EventKind.reported), "reporting to the site")
+        self._report(board, wire.AttemptResult.success, protected=protected)
+
+    def _report(self, board: _Board, result: wire.AttemptResult, *, protected: bool = False
+                ) -> None:
+        """Send the completion announced by the last journal row; journal its acknowledgement."""
+        attempt = board.attempt
+        assert attempt.grant_id is not None
+        success = result is wire.AttemptResult.success
+        request = wire.CompleteRequest(
+            request_id=f"{attempt.attempt_id}-complete",
+            result=result,
+            image_sha256=attempt.image_sha256 if success else None,
+            verified=success,
+            protected=protected,
+            error_code=None if success else attempt.code,
+            error=None if success else attempt.detail[:2000] or None,
+        )
+        answer = self.client.complete(attempt.grant_id, request)
+        board.step(Event(EventKind.acknowledged), f"site: {answer.device_id} {answer.status}")
+
+    def _settle_failure(self, board: _Board, exc: Exception) -> BoardFinished:
+        """End the attempt as refused/failed, tell the site when it holds a grant."""
+        code = exc.code if isinstance(exc, Refused) else _failure_code(exc)
+        attempt = board.attempt
+        if attempt.is_terminal:  # the failure came while reporting: leave it for recovery
+            board.attempt = replace(attempt, code=code, detail=str(exc))
+        else:
+            kind = EventKind.refused if isinstance(exc, Refused) else EventKind.failed
+            board.step(Event(kind, code=code, detail=str(exc)), str(exc))
+            if board.attempt.grant_id is None:
+                board.step(Event(EventKind.acknowledged), "closed locally")
+            else:
+                try:
+                    self._report(board, wire.AttemptResult.failure)
+                except (SiteUnreachable, Refused) as report_exc:
+                    board.attempt = replace(board.attempt, detail=f"{exc}; {report_exc}")
+        result = board.finished()
+        board.listener(result)
+        return result
+
+    # --- restart -------------------------------------------------------------------------
+
+    def recover(self, attached: Mapping[str, FlashBackend], listener: Listener
+                ) -> list[BoardFinished]:
+        """Settle every attempt a crash left open (see ``recovery``); returns their outcomes."""
+        results: list[BoardFinished] = []
+        for attempt in self.journal.open_attempts():
+            action = plan_recovery(attempt)
+            if action is None:
+                continue
+            board = _Board(self, attempt, listener, fresh=False)
+            try:
+                self._recover_one(board, action, attached.get(attempt.location))
+            except (SiteUnreachable, Refused) as exc:
+                board.attempt = replace(board.attempt, code=_failure_code(exc), detail=str(exc))
+            result = board.finished()
+            listener(result)
+            results.append(result)
+        return results
+
+    def _recover_one(self, board: _Board, action: RecoveryAction,
+                     backend: FlashBackend | None) -> None:
+        attempt = board.attempt
+        if action is RecoveryAction.close_locally:
+            if not attempt.is_terminal:
+                board.step(Event(EventKind.failed, code="station_restart",
+                                 detail="station restarted before the grant request"), "closed")
+            board.step(Event(EventKind.acknowledged), "closed locally")
+        elif action is RecoveryAction.settle_grant:
+            self._settle_grant(board)
+        elif action is RecoveryAction.report_failed:
+            self._fail_and_report(board, "station_restart", "station restarted before flashing")
+        elif action is RecoveryAction.reverify:
+            self._reverify(board, backend)
+        elif action is RecoveryAction.finish:
+            profile = self._profiles(attempt.profile)
+            if backend is not None and self._same_chip(backend, attempt):
+                with _opened(backend):
+                    self._finish(board, profile, backend)
+            else:
+                self._finish(board, profile, None)
+        else:
+            success = attempt.state is AttemptState.reported
+            self._report(board, wire.AttemptResult.success if success else
+                         _failure_result(attempt), protected=False)
+
+    def _settle_grant(self, board: _Board) -> None:
+        attempt = board.attempt
+        assert attempt.chip_uid is not None
+        assert attempt.request_id is not None
+        assert attempt.drbg_index is not None
+        request = wire.GrantRequest(request_id=attempt.request_id, chip_uid=attempt.chip_uid,
+                                    drbg_index=attempt.drbg_index)
+        with self._grant_lock:
+            self.keystore.skip_to(attempt.drbg_index + 1)  # the index is burned either way
+            try:
+                grant = self.client.request_grant(attempt.order_id, request)
+            except Refused as exc:
+                board.step(Event(EventKind.refused, code=exc.code, detail=str(exc)), str(exc))
+                board.step(Event(EventKind.acknowledged), "closed locally")
+                return
+        board.step(Event(EventKind.granted, grant_id=grant.grant_id, device_id=grant.device_id,
+                         drbg_index=grant.drbg_index), f"grant {grant.grant_id} settled")
+        self._fail_and_report(board, "station_restart", "station restarted before flashing")
+
+    def _reverify(self, board: _Board, backend: FlashBackend | None) -> None:
+        attempt = board.attempt
+        if backend is None or not self._same_chip(backend, attempt):
+            board.step(Event(EventKind.outcome_lost, code="outcome_unknown",
+                             detail="station restarted while flashing; board not attached"),
+                       "outcome unknown")
+            self._report(board, wire.AttemptResult.unknown)
+            return
+        layout = self._profiles(attempt.profile).patch_layout()
+        with _opened(backend):
+            found = backend.read(layout.image_start, layout.image_end - layout.image_start)
+        actual = hashlib.sha256(found).hexdigest()
+        if attempt.image_sha256 is not None and actual == attempt.image_sha256:
+            board.step(Event(EventKind.verified, image_sha256=actual), "re-verified after restart")
+            profile = self._profiles(attempt.profile)
+            with _opened(backend):
+                self._finish(board, profile, backend)
+        else:
+            self._fail_and_report(board, "verify_mismatch", "restart: board digest differs")
+
+    def _fail_and_report(self, board: _Board, code: str, detail: str) -> None:
+        board.step(Event(EventKind.failed, code=code, detail=detail), detail)
+        self._report(board, wire.AttemptResult.failure)
+
+    def _same_chip(self, backend: FlashBackend, attempt: Attempt) -> bool:
+        try:
+            with _opened(backend):
+                return backend.read_uid().hex() == attempt.chip_uid
+        except FlashError:
+            return False
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _profile_for(self, order_id: str) -> Profile:
+        order = self._orders.get(order_id)
+        if order is None:
+            self.list_orders()
+            order = self._orders.get(order_id)
+        if order is None:
+            raise Refused(f"order {order_id} is not open for this station")
+        profile = self._profiles(order.profile)
+        if profile.sha256 != order.profile_sha256:
+            raise InvalidRequest(f"local profile {profile.name} differs from the order's")
+        return profile
+
+    def _record(self, attempt: Attempt) -> None:
+        """Journal the snapshot (committed), then honour the crash-test hook."""
+        self.journal.append(attempt)
+        if self._crash_at == attempt.state.value and not attempt.closed:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def close(self) -> None:
+        """Seal the key stream, wipe keys, close the journal and the site connection."""
+        self.keystore.close()
+        self._transport_key.wipe()
+        for secret in self._session_secrets:
+            secret.wipe()
+        self.journal.close()
+        self.client.close()
+
+
+@contextmanager
+def _opened(backend: FlashBackend) -> Iterator[FlashBackend]:
+    backend.open()
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _progress_forwarder(location: str, listener: Listener) -> Callable[[ProgressEvent], None]:
+    def forward(event: ProgressEvent) -> None:
+        listener(BoardProgress(location, event))
+
+    return forward
+
+
+def _failure_code(exc: Exception) -> str:
+    """Return a snake_case code for a failure: the wire code, else the error class name."""
+    if isinstance(exc, Refused):
+        return exc.code
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def _failure_result(attempt: Attempt) -> wire.AttemptResult:
+    if attempt.state is AttemptState.unknown:
+        return wire.AttemptResult.unknown
+    return wire.AttemptResult.failure

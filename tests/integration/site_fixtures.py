@@ -1,0 +1,146 @@
+"""Shared helpers for the site integration tests: PostgreSQL databases and ready-made sites."""
+
+from __future__ import annotations
+
+import secrets
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from provisioner.site import admin, catalogue
+from provisioner.site.context import SiteContext, open_site
+from provisioner.site.enrolment import EnrolmentBundle, open_bundle
+from provisioner.site.sitedir import SiteDir
+
+PG_SERVER = "127.0.0.1:5432"
+PG_ADMIN_DSN = f"postgresql://postgres@{PG_SERVER}/test"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """Create a uniquely named PostgreSQL database, yield its SQLAlchemy URL, drop it after.
+
+    Skips the test, saying why, when the server at 127.0.0.1:5432 does not answer.
+    """
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at {PG_SERVER} (user postgres, db test) not reachable: {exc}")
+    name = f"site_test_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield f"postgresql+psycopg://postgres@{PG_SERVER}/{name}"
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+# --- ready-made sites -----------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = "stm32f103c8"
+PRODUCT = "widget"
+OPERATOR = "alice"
+PIN = "4711-2342"
+TEST_SCRYPT_N = 2**10  # bundles in tests: cheap to open; production default is 2**15
+
+
+@dataclass
+class EnrolledStation:
+    """A station's credentials as a test (playing the station) holds them."""
+
+    station_id: str
+    cert_path: Path
+    key_path: Path
+    bundle: EnrolmentBundle
+
+
+@dataclass
+class SiteSetup:
+    """An initialised site with operators, stations, firmware and one order."""
+
+    root: Path
+    ca_path: Path
+    order_id: str
+    stations: dict[str, EnrolledStation] = field(default_factory=dict)
+
+
+def enrol(ctx: SiteContext, root: Path, station_id: str, work: Path) -> EnrolledStation:
+    """Enrol a station and open its bundle the way the station will."""
+    enrolment = admin.add_station(ctx, root, station_id, "https://127.0.0.1",
+                                  scrypt_n=TEST_SCRYPT_N)
+    bundle = open_bundle(enrolment.bundle_path.read_bytes(), enrolment.passphrase)
+    assert bundle.station_id == station_id
+    cert_path = work / f"{station_id}.pem"
+    key_path = work / f"{station_id}.key"
+    cert_path.write_bytes(bundle.client_cert_pem)
+    key_path.write_bytes(bytes(bundle.client_key_pem.reveal()))
+    key_path.chmod(0o600)
+    return EnrolledStation(station_id, cert_path, key_path, bundle)
+
+
+def build_site(
+    root: Path, *, db_url: str | None = None, stations: int = 1, quantity: int = 5,
+    application: bool = False,
+) -> SiteSetup:
+    """Initialise a site at ``root`` with stations ST-1…ST-n, operator alice and one order."""
+    admin.init_site(root, site_name="test-site", db_url=db_url)
+    work = root / "station-side"
+    work.mkdir()
+    ctx = open_site(root)
+    try:
+        admin.add_operator(ctx, OPERATOR, PIN)
+        enrolled = {}
+        for n in range(1, stations + 1):
+            station = enrol(ctx, root, f"ST-{n}", work)
+            enrolled[station.station_id] = station
+        fixtures = REPO / "fixtures" / PROFILE
+        catalogue.add_firmware(ctx, fixtures / "bootloader.hex",
+                               kind=catalogue.FirmwareKind.bootloader_template,
+                               product=PRODUCT, version="1.0", profile=PROFILE)
+        if application:
+            catalogue.add_firmware(ctx, fixtures / "application.hex",
+                                   kind=catalogue.FirmwareKind.application,
+                                   product=PRODUCT, version="1.0")
+        order_id = catalogue.create_order(
+            ctx, product=PRODUCT, profile=PROFILE, quantity=quantity, bootloader="1.0",
+            application="1.0" if application else None, order_id="o-test",
+        )
+    finally:
+        ctx.close()
+    return SiteSetup(root, SiteDir(root).ca_cert, order_id, enrolled)
+
+
+def tls_context(ca_path: Path, station: EnrolledStation | None) -> ssl.SSLContext:
+    """A client context trusting the site CA, presenting the station's certificate if given."""
+    context = ssl.create_default_context(cafile=str(ca_path))
+    if station is not None:
+        context.load_cert_chain(str(station.cert_path), str(station.key_path))
+    return context
+
+
+def client(url: str, ca_path: Path, station: EnrolledStation | None) -> httpx.Client:
+    """An HTTPS client for the site, as a station (or anonymous)."""
+    return httpx.Client(base_url=url, verify=tls_context(ca_path, station), timeout=30.0)
+
+
+def sign_in(http: httpx.Client) -> dict[str, str]:
+    """Sign alice in; return the Authorization header."""
+    answer = http.post("/v1/session", json={"operator_id": OPERATOR, "pin": PIN})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['session_token']}"}
+
+
+def grant_body(chip_uid: str, drbg_index: int, request_id: str | None = None) -> dict[str, object]:
+    """A grant request body."""
+    return {"request_id": request_id or f"req-{secrets.token_hex(8)}", "chip_uid": chip_uid,
+            "drbg_index": drbg_index}

@@ -1,0 +1,129 @@
+"""Racing stations over TLS on SQLite and PostgreSQL: no over-production, no duplicate device."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+
+import httpx
+import pytest
+from site_fixtures import (
+    PRODUCT,
+    PROFILE,
+    SiteSetup,
+    build_site,
+    client,
+    grant_body,
+    postgres_database,
+    sign_in,
+)
+from sqlalchemy import func, select
+
+from provisioner.site import admin, catalogue
+from provisioner.site.db.models import Device, Order
+from provisioner.site.server import SiteServer, run_in_thread
+
+STATIONS = 32
+
+
+@contextmanager
+def _sqlite() -> Iterator[str | None]:
+    yield None
+
+
+@contextmanager
+def _postgresql() -> Iterator[str | None]:
+    with postgres_database() as url:
+        yield url
+
+
+ENGINES: dict[str, Callable[[], contextmanager]] = {"sqlite": _sqlite, "postgresql": _postgresql}
+
+
+@pytest.fixture(scope="module", params=sorted(ENGINES))
+def racing(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[SiteSetup, SiteServer, list[tuple[httpx.Client, dict[str, str]]]]]:
+    with ExitStack() as stack:
+        db_url = stack.enter_context(ENGINES[request.param]())
+        root = tmp_path_factory.mktemp(f"site-{request.param}")
+        setup = build_site(root, db_url=db_url, stations=STATIONS, quantity=12)
+        server = run_in_thread(root)
+        stack.callback(server.stop)
+        clients = [stack.enter_context(client(server.url, setup.ca_path, station))
+                   for station in setup.stations.values()]
+        with ThreadPoolExecutor(len(clients)) as pool:
+            auths = list(pool.map(sign_in, clients))
+        yield setup, server, list(zip(clients, auths, strict=True))
+
+
+def _race(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], httpx.Response]) -> httpx.Response:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def _codes(answers: list[httpx.Response]) -> Counter[str]:
+    return Counter("granted" if a.status_code == 200 else a.json()["code"] for a in answers)
+
+
+def test_32_stations_race_for_the_last_10_units(
+    racing: tuple[SiteSetup, SiteServer, list[tuple[httpx.Client, dict[str, str]]]],
+) -> None:
+    setup, server, stations = racing
+    first_http, first_auth = stations[0]
+    for n in range(2):  # use up 2 of 12: 10 units left
+        answer = first_http.post(f"/v1/orders/{setup.order_id}/grants",
+                                 json=grant_body(f"aa00{n:04x}", n), headers=first_auth)
+        assert answer.status_code == 200, answer.text
+    calls = [
+        (lambda http=http, auth=auth, n=n: http.post(
+            f"/v1/orders/{setup.order_id}/grants",
+            json=grant_body(f"bb{n:06x}", 10), headers=auth))
+        for n, (http, auth) in enumerate(stations)
+    ]
+    answers = _race(calls)
+    assert _codes(answers) == Counter({"granted": 10, "quota_exhausted": STATIONS - 10})
+    device_ids = [a.json()["device_id"] for a in answers if a.status_code == 200]
+    assert len(set(device_ids)) == 10
+    with server.context.factory() as session:
+        order = session.get(Order, setup.order_id)
+        assert order is not None
+        assert (order.produced, order.reserved) == (0, 12)
+        count = session.scalar(
+            select(func.count()).select_from(Device).where(Device.order_id == setup.order_id))
+        assert count == 12
+
+
+def test_16_stations_race_with_the_same_chip(
+    racing: tuple[SiteSetup, SiteServer, list[tuple[httpx.Client, dict[str, str]]]],
+) -> None:
+    _, server, stations = racing
+    ctx = server.context
+    # Two orders, so the race is decided both by the order lock and by the unique chip UID.
+    for order_id in ("o-race-a", "o-race-b"):
+        catalogue.create_order(ctx, product=PRODUCT, profile=PROFILE, quantity=100,
+                               bootloader="1.0", order_id=order_id)
+    calls = [
+        (lambda http=http, auth=auth, n=n: http.post(
+            f"/v1/orders/{'o-race-a' if n % 2 else 'o-race-b'}/grants",
+            json=grant_body("cc00ffee", 20), headers=auth))
+        for n, (http, auth) in enumerate(stations[:16])
+    ]
+    answers = _race(calls)
+    assert _codes(answers) == Counter({"granted": 1, "duplicate_chip": 15})
+    with ctx.factory() as session:
+        rows = session.scalars(select(Device).where(Device.chip_uid == "cc00ffee")).all()
+        assert len(rows) == 1
+        reserved = session.scalars(
+            select(Order.reserved).where(Order.order_id.in_(["o-race-a", "o-race-b"]))).all()
+        assert sorted(reserved) == [0, 1]
+    assert admin.verify_audit(ctx) > 0

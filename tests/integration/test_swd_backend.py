@@ -1,0 +1,260 @@
+"""SwdBackend against the virtual STM32F103C8 board, through pyOCD's own session and flash API."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from hex_generator import load
+from hw_profiles import Profile, load_profile
+from provisioner.errors import (
+    AddressOutOfRange,
+    LinkTimeout,
+    ProbeError,
+    ReadoutProtected,
+    TargetOperationFailed,
+    VerifyMismatch,
+)
+from provisioner.flash.backend import MemorySegment, Operation, ProgressEvent, opened
+from provisioner.flash.swd import SwdBackend
+from provisioner.sim.swd_board import create_virtual_board, set_faults, state_paths
+from provisioner.sim.swd_dap import BoardFaults
+from provisioner.sim.swd_probe import ENV_VAR, register_with_pyocd
+
+PROBE = "VSWD0001"
+UID = bytes.fromhex("34ff6e063052323830461543")
+FLASH = 0x08000000
+
+
+@pytest.fixture(scope="module", params=["stm32f103c8", "stm32f411ce"])
+def profile(request: pytest.FixtureRequest) -> Profile:
+    return load_profile(request.param)
+
+
+@pytest.fixture
+def board_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: Profile) -> Path:
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    assert register_with_pyocd()
+    create_virtual_board(tmp_path, PROBE, profile.name, UID)
+    return tmp_path
+
+
+@contextmanager
+def connected(profile: Profile, probe: str = PROBE) -> Iterator[SwdBackend]:
+    backend = SwdBackend(probe, profile)
+    with opened(backend):
+        yield backend
+
+
+@pytest.fixture
+def backend(board_dir: Path, profile: Profile) -> Iterator[SwdBackend]:
+    with connected(profile) as backend:
+        yield backend
+
+
+def image_segments() -> list[MemorySegment]:
+    """A 40 KiB pseudo-random image in two segments with a gap (pages left erased)."""
+    blob = b"".join(hashlib.sha256(i.to_bytes(4, "little")).digest() for i in range(1280))
+    return [MemorySegment(FLASH, blob[:0x6000]), MemorySegment(FLASH + 0x7000, blob[0x6000:])]
+
+
+def fixture_segments(profile: Profile) -> list[MemorySegment]:
+    """The profile's fixture bootloader and application, as the station would program them."""
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures" / profile.name
+    image = load(fixtures / "bootloader.hex").merge(load(fixtures / "application.hex"))
+    return [MemorySegment(segment.start, bytes(segment.data)) for segment in image.segments()]
+
+
+def flash_file(board_dir: Path) -> bytes:
+    return state_paths(board_dir, PROBE)[1].read_bytes()
+
+
+def test_uid_and_capabilities(backend: SwdBackend) -> None:
+    assert backend.read_uid() == UID
+    assert backend.location == PROBE
+    assert backend.capabilities.readout_protection_levels == (0, 1)
+
+
+def test_fixture_image_reads_back_identical_and_persists(board_dir: Path,
+                                                         profile: Profile) -> None:
+    events: list[ProgressEvent] = []
+    segments = fixture_segments(profile)
+    total = sum(len(segment.data) for segment in segments)
+    with connected(profile) as backend:
+        backend.erase(None)
+        backend.program(segments, events.append)
+        backend.verify(segments, events.append)
+        for segment in segments:
+            assert backend.read(segment.start, len(segment.data)) == segment.data
+        end = segments[-1].end
+        assert backend.read(end, 0x1000) == b"\xff" * 0x1000
+    program = [e for e in events if e.operation is Operation.program]
+    assert program[-1].done_bytes == program[-1].total_bytes == total
+    assert [e for e in events if e.operation is Operation.verify][-1].done_bytes == total
+    stored = flash_file(board_dir)  # the board wrote its flash back when the probe closed
+    for segment in segments:
+        assert stored[segment.start - FLASH:segment.end - FLASH] == segment.data
+
+
+def test_two_segments_with_a_gap_leave_the_gap_erased(backend: SwdBackend) -> None:
+    segments = image_segments()
+    backend.erase(None)
+    backend.program(segments)
+    backend.verify(segments)
+    assert backend.read(FLASH + 0x6000, 0x1000) == b"\xff" * 0x1000
+
+
+def test_verify_names_the_first_flipped_byte(board_dir: Path, profile: Profile) -> None:
+    segments = fixture_segments(profile)
+    with connected(profile) as backend:
+        backend.erase(None)
+        backend.program(segments)
+    path = state_paths(board_dir, PROBE)[1]
+    flash = bytearray(path.read_bytes())
+    flash[0x3123] ^= 0x10  # inside the application
+    flash[0x4000] ^= 0x01
+    path.write_bytes(flash)
+    with connected(profile) as backend:
+        backend.verify([MemorySegment(FLASH, segments[0].data[:0x3000])])
+        with pytest.raises(VerifyMismatch) as caught:
+            backend.verify(segments)
+    assert caught.value.address == FLASH + 0x3123
+    assert caught.value.found == caught.value.expected ^ 0x10
+    assert "0x08003123" in str(caught.value)
+
+
+def test_sector_erase_touches_only_covered_sectors(backend: SwdBackend,
+                                                    profile: Profile) -> None:
+    image = bytearray(b"\xff" * 0xB000)
+    for segment in image_segments():
+        image[segment.start - FLASH:segment.end - FLASH] = segment.data
+    backend.erase(None)
+    backend.program(image_segments())
+    start, size = profile.flash.sectors[1]  # 1 KiB page on the F1, 16 KiB sector on the F4
+    backend.erase([(start + 1, start + 2)])
+    image[start - FLASH:start - FLASH + size] = b"\xff" * size
+    assert backend.read(FLASH, len(image)) == image
+
+
+def test_protect_refuses_reads_and_unprotect_mass_erases(board_dir: Path,
+                                                          profile: Profile) -> None:
+    with connected(profile) as backend:
+        backend.program(image_segments())
+        backend.protect(1)
+        assert backend.is_readout_protected()
+        with pytest.raises(ReadoutProtected):
+            backend.read(FLASH, 16)
+        with pytest.raises(ReadoutProtected):
+            backend.verify(image_segments())
+        assert backend.read_uid() == UID
+    with connected(profile) as backend:  # survives a power cycle
+        assert backend.is_readout_protected()
+        backend.protect(0)
+        assert not backend.is_readout_protected()
+        assert backend.read(FLASH, profile.flash.size_bytes) == b"\xff" * profile.flash.size_bytes
+    assert flash_file(board_dir) == b"\xff" * profile.flash.size_bytes
+
+
+def test_out_of_range_is_refused_before_touching_the_chip(backend: SwdBackend,
+                                                           profile: Profile) -> None:
+    with pytest.raises(AddressOutOfRange):
+        backend.read(FLASH + profile.flash.size_bytes - 0x10, 0x20)
+    with pytest.raises(AddressOutOfRange):
+        backend.program([MemorySegment(0x20000000, b"\x00" * 4)])
+
+
+def test_unknown_probe_is_a_probe_error(board_dir: Path, profile: Profile) -> None:
+    with pytest.raises(ProbeError, match="VSWD9999"):
+        SwdBackend("VSWD9999", profile).open()
+
+
+def test_bus_fault_names_address_and_board_recovers(board_dir: Path, profile: Profile) -> None:
+    segments = image_segments()
+    set_faults(board_dir, PROBE, BoardFaults(fault_address=FLASH + 0x1000))
+    with connected(profile) as backend:
+        backend.program(segments)  # the algorithm writes through the core, not the AP
+        with pytest.raises(TargetOperationFailed) as caught:
+            backend.verify(segments)
+    assert caught.value.address == FLASH + 0x1000
+    assert "0x08001000" in str(caught.value)
+    set_faults(board_dir, PROBE, BoardFaults())
+    with connected(profile) as backend:
+        backend.verify(segments)
+
+
+def test_stall_is_a_link_timeout_and_board_recovers(board_dir: Path, profile: Profile) -> None:
+    set_faults(board_dir, PROBE, BoardFaults(stall_address=FLASH + 0x20))
+    with connected(profile) as backend:
+        assert backend.read_uid() == UID
+        with pytest.raises(LinkTimeout) as caught:
+            backend.read(FLASH, 64)
+    assert caught.value.command == "read"
+    assert "SWD WAIT" in str(caught.value)
+    set_faults(board_dir, PROBE, BoardFaults())
+    with connected(profile) as backend:
+        assert backend.read(FLASH, 64) == b"\xff" * 64
+
+
+def test_dead_link_fails_open_with_a_specific_error(board_dir: Path, profile: Profile) -> None:
+    set_faults(board_dir, PROBE, BoardFaults(no_target=True))
+    with pytest.raises(ProbeError, match=r"open: .*Target not detected"):
+        SwdBackend(PROBE, profile).open()
+    set_faults(board_dir, PROBE, BoardFaults())
+    with connected(profile) as backend:
+        assert backend.read_uid() == UID
+
+
+def test_link_lost_mid_program_then_next_run_recovers(board_dir: Path, profile: Profile) -> None:
+    segments = image_segments()
+    set_faults(board_dir, PROBE, BoardFaults(stall_after_transfers=6000))
+    with connected(profile) as backend:
+        backend.erase(None)
+        with pytest.raises(LinkTimeout):
+            backend.program(segments)
+    written = flash_file(board_dir)[:0xA000]
+    assert written != b"\xff" * 0xA000  # partly programmed ...
+    assert written[:0x6000] != segments[0].data  # ... but not completely
+    set_faults(board_dir, PROBE, BoardFaults())
+    with connected(profile) as backend:
+        backend.erase(None)
+        backend.program(segments)
+        backend.verify(segments)
+
+
+def test_a_board_serves_one_session_at_a_time(board_dir: Path, profile: Profile) -> None:
+    with connected(profile), pytest.raises(ProbeError, match="in use"):
+        SwdBackend(PROBE, profile).open()
+    with connected(profile) as backend:  # released on close
+        assert backend.read_uid() == UID
+
+
+def test_listing_needs_the_explicit_setting(board_dir: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from provisioner.sim.virtual_probe import VirtualProbe
+
+    assert [p.unique_id for p in VirtualProbe.get_all_connected_probes()] == [PROBE]
+    monkeypatch.delenv(ENV_VAR)
+    assert VirtualProbe.get_all_connected_probes() == []
+    assert VirtualProbe.get_probe_with_id(PROBE) is None
+    assert not register_with_pyocd()
+
+
+def test_power_loss_leaves_a_partly_written_page_and_next_run_recovers(
+        board_dir: Path, profile: Profile) -> None:
+    segments = image_segments()
+    set_faults(board_dir, PROBE, BoardFaults(power_loss_after_bytes=0x1234))
+    with connected(profile) as backend:
+        backend.erase(None)
+        with pytest.raises(LinkTimeout, match="no SWD ACK"):
+            backend.program(segments)
+    flash = flash_file(board_dir)
+    assert flash[:0x1234] == segments[0].data[:0x1234]  # written up to the moment power failed
+    assert flash[0x1234:0x1400] == b"\xff" * (0x1400 - 0x1234)  # rest of that page never written
+    with connected(profile) as backend:  # power is back: the fault was one-shot
+        backend.erase(None)
+        backend.program(segments)
+        backend.verify(segments)

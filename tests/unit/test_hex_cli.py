@@ -1,0 +1,84 @@
+"""hex-generator CLI: info, convert, patch (through hw_profiles.cli), one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hex_generator import load, parse_ihex
+from hex_generator import cli as hex_cli
+from hw_profiles import cli as profiles_cli
+from hw_profiles import load_profile
+
+FIXTURES = Path(__file__).parents[2] / "fixtures"
+TEMPLATE = FIXTURES / "stm32f103c8" / "bootloader.hex"
+BAD = Path(__file__).parents[1] / "data" / "hex" / "bad_checksum.hex"
+
+
+def test_info_prints_ranges_sizes_entry_and_digest(capsys: pytest.CaptureFixture[str]) -> None:
+    assert profiles_cli.main(["info", str(TEMPLATE)]) == 0
+    out = capsys.readouterr().out
+    image = load(TEMPLATE)
+    assert "0x08000000-0x08002000       8,192 bytes" in out
+    assert "entry 0x08000101 (linear)" in out
+    assert image.sha256(0x08000000, 0x08002000).hex() in out
+
+
+def test_convert_hex_to_srec_and_binary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    srec = tmp_path / "out.s19"
+    assert hex_cli.main(["convert", str(TEMPLATE), str(srec), "--record-length", "64"]) == 0
+    assert load(srec).ranges() == load(TEMPLATE).ranges()
+    assert all(
+        len(line) == 2 + 2 * (1 + 4 + 64 + 1) for line in srec.read_text().splitlines()[1:-3]
+    )
+    binary = tmp_path / "out.bin"
+    assert hex_cli.main(["convert", str(srec), str(binary)]) == 0
+    assert binary.read_bytes() == bytes(load(TEMPLATE).read(0x08000000, 0x2000))
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_patch_writes_patched_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "patched.hex"
+    key_hex = "00112233445566778899aabbccddeeff"
+    args = ["patch", str(TEMPLATE), "--profile", "stm32f103c8", "--device-id", "0x1234"]
+    assert profiles_cli.main([*args, "--key-hex", key_hex, "-o", str(out)]) == 0
+    image = parse_ihex(out.read_text())
+    profile = load_profile("stm32f103c8")
+    assert image.read(profile.key_zone.address, 16).hex() == key_hex
+    assert image.read(profile.id_zone.address, 4) == bytes.fromhex("34120000")
+    printed = capsys.readouterr().out
+    assert image.sha256(0x08000000, 0x08002000).hex() in printed
+    assert key_hex not in printed
+
+
+def test_patch_without_profiles_explains(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = ["patch", str(TEMPLATE), "--profile", "x", "--device-id", "1", "--key-hex", "00"]
+    assert hex_cli.main([*args, "-o", str(tmp_path / "o.hex")]) == 1
+    assert "needs hardware profiles" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["info", str(BAD)], f"{BAD}:3: checksum 0x00, expected 0x68"),
+        (["patch", str(TEMPLATE), "--profile", "nope", "--device-id", "1", "--key-hex", "00", "-o", "x"],
+         "no profile named 'nope'"),
+        (["patch", str(TEMPLATE), "--profile", "stm32f103c8", "--device-id", "1", "--key-hex", "0g",
+          "-o", "x"], "--key-hex is not"),
+        (["patch", str(TEMPLATE), "--profile", "stm32f103c8", "--device-id", "1", "--key-hex", "00",
+          "-o", "x"], "zone 'key': key is 1 bytes"),
+    ],
+)  # fmt: skip
+def test_errors_are_one_line_and_debug_adds_traceback(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert profiles_cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == f"hex-generator: error: {err.split('error: ', 1)[1]}"
+    assert err.count("\n") == 1
+    assert message in err
+    assert profiles_cli.main(["--debug", *argv]) == 1
+    assert "Traceback" in capsys.readouterr().err

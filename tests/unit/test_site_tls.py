@@ -1,0 +1,97 @@
+"""The server-edge TLS pieces: the ASGI TLS extension and the hardened context."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from provisioner.site import keys
+from provisioner.site.tls import (
+    TlsH11Protocol,
+    _WithTls,
+    harden,
+    peer_cert_pem,
+    tls_extension,
+)
+
+
+class _PlainTransport(asyncio.Transport):
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def test_plain_tcp_has_no_tls_extension() -> None:
+    assert tls_extension(_PlainTransport()) is None
+
+
+def test_scope_without_extension_has_no_peer() -> None:
+    assert peer_cert_pem({"type": "http"}) is None
+    assert peer_cert_pem({"extensions": {"tls": {"client_cert_chain": []}}}) is None
+
+
+def test_middleware_adds_the_extension_to_every_scope() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+
+    extension = {"client_cert_chain": ["-----BEGIN CERTIFICATE-----\n..."], "tls_version": 0x0304}
+    wrapped = _WithTls(app, extension)
+    original = {"type": "http", "extensions": {"http.response.trailers": {}}}
+    asyncio.run(wrapped(original, None, None))
+    assert seen[0]["extensions"]["tls"] is extension
+    assert "http.response.trailers" in seen[0]["extensions"]
+    assert "tls" not in original["extensions"]  # the server's scope is not mutated
+    assert peer_cert_pem(seen[0]) == extension["client_cert_chain"][0]
+
+
+def _pki(tmp_path: Path) -> tuple[Path, Path, Path]:
+    now = datetime.now(UTC)
+    ca = keys.create_ca("unit", now)
+    server = keys.issue_server_cert(ca, "unit", ["site.example", "10.0.0.7"], now)
+    paths = (tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem")
+    paths[0].write_bytes(server.cert_pem)
+    paths[1].write_bytes(bytes(server.key_pem.reveal()))
+    paths[2].write_bytes(ca.cert_pem)
+    return paths
+
+
+def test_server_context_is_tls12_plus_with_optional_verified_client_certs(tmp_path: Path) -> None:
+    cert, key, ca = _pki(tmp_path)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called")
+
+    config = uvicorn.Config(app, ssl_certfile=str(cert), ssl_keyfile=str(key),
+                            ssl_ca_certs=str(ca), ssl_cert_reqs=ssl.CERT_OPTIONAL,
+                            ssl_context_factory=harden, http=TlsH11Protocol)
+    config.load()
+    assert config.ssl is not None
+    assert config.ssl.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert config.ssl.verify_mode == ssl.CERT_OPTIONAL
+    assert config.http_protocol_class is TlsH11Protocol
+
+
+def test_server_certificate_names_localhost_loopback_and_extra_hosts(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(_pki(tmp_path)[0].read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {"localhost", "site.example"}
+    assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {
+        "127.0.0.1", "10.0.0.7"}
+
+
+def test_master_key_with_loose_mode_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    keys.create_master_key(path)
+    assert keys.load_master_key(path).__len__() == 32
+    path.chmod(0o644)
+    with pytest.raises(keys.SiteKeyError, match="0644"):
+        keys.load_master_key(path)
