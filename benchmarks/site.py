@@ -171,14 +171,17 @@ def _postgres() -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--grants-per-station", type=int, default=40)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="PostgreSQL site workers")
+    parser.add_argument("--sqlite-workers", type=int, default=1,
+                        help="SQLite site workers (one writer at a time: 1 avoids lock polling)")
     parser.add_argument("--skip-postgresql", action="store_true")
     args = parser.parse_args()
-    results = [run("sqlite", None, args.grants_per_station, args.workers)]
+    results = [run("sqlite", None, args.grants_per_station, args.sqlite_workers)]
     if not args.skip_postgresql:
         with _postgres() as url:
             results.append(run("postgresql", url, args.grants_per_station, args.workers))
-    print(f"{STATIONS} stations, {args.grants_per_station} grants each, {args.workers} workers")
+    print(f"{STATIONS} stations, {args.grants_per_station} grants each; workers: sqlite "
+          f"{args.sqlite_workers}, postgresql {args.workers}")
     for r in results:
         print(f"{r.engine:<11} {r.rate:8.1f} grants/s  p50 {r.p50_ms:6.1f} ms  "
               f"p99 {r.p99_ms:6.1f} ms  granted {r.grants}  refused {r.refused}  "

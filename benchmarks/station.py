@@ -16,7 +16,6 @@ from pathlib import Path
 
 from provisioner.crypto.sealed import StationSecrets, save_station_secrets
 from provisioner.crypto.secret import Secret
-
 from provisioner.demo import demo_site, virtual_boards
 from provisioner.flash.backend import FlashBackend, MemorySegment, ProgressCallback, no_progress
 from provisioner.station.events import BoardUpdate, StationEvent
@@ -57,10 +56,13 @@ class TimedBackend:
         self._timed(self.inner.verify, segments, progress)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    swd = "--swd" in argv  # virtual SWD probes instead of AN3155 boards on ptys
     with tempfile.TemporaryDirectory(prefix="bench-station-") as tmp:
         work = Path(tmp)
-        with demo_site(work) as site, virtual_boards(BOARDS) as boards:
+        boards_cm = (virtual_boards(0, swd_count=BOARDS, swd_dir=work / "swd") if swd
+                     else virtual_boards(BOARDS))
+        with demo_site(work) as site, boards_cm as boards:
             site.enrol_station(work / "station", "station-bench", PASSPHRASE)
             order_id = site.add_order(BOARDS)
             runner = open_station(work / "station", PASSPHRASE)
@@ -95,7 +97,9 @@ def main() -> int:
         reseal_ms = _scrypt_reseal_ms()
     write_ahead = statistics.median(per_state["granted"])
     p50 = statistics.median(overheads_ms)
-    print(f"station overhead per board over {BOARDS} boards (erase/program/verify excluded)")
+    transport = "virtual SWD" if swd else "virtual AN3155 serial"
+    print(f"station overhead per board over {BOARDS} {transport} boards"
+          " (erase/program/verify excluded)")
     print(f"  p50 {p50:7.2f} ms   max {max(overheads_ms):7.2f} ms   target <= {TARGET_MS} ms"
           f"   ratio p50/target {p50 / TARGET_MS:.2f}")
     print("  median per engine state (time spent in the state):")
@@ -120,4 +124,4 @@ def _scrypt_reseal_ms() -> float:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -7,13 +7,16 @@ from collections.abc import Iterator
 
 from hex_generator import errors
 
-_CHUNK_CHARS = 1 << 20  # split large inputs piecewise so a line list never holds the whole text
+_CHUNK_CHARS = 1 << 18  # split large inputs piecewise so a line list never holds the whole text
 _HEX_DIGITS = frozenset(string.hexdigits)
 
 
-def iter_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line) for every non-blank line; LF or CRLF endings."""
-    number = 0
+def iter_chunks(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (number of the first line, lines) in bounded chunks; LF or CRLF endings.
+
+    Lines keep trailing whitespace and blank lines are included; callers skip them.
+    """
+    number = 1
     position = 0
     length = len(text)
     while position < length:
@@ -26,8 +29,14 @@ def iter_lines(text: str) -> Iterator[tuple[int, str]]:
         lines = chunk.split("\n")
         if lines[-1] == "":
             lines.pop()
-        for line in lines:
-            number += 1
+        yield number, lines
+        number += len(lines)
+
+
+def iter_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line without trailing blanks) for every non-blank line."""
+    for first, lines in iter_chunks(text):
+        for number, line in enumerate(lines, first):
             if line and not line.isspace():
                 yield number, line.rstrip()
 

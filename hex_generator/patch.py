@@ -121,7 +121,7 @@ def patch(template: Image, layout: PatchLayout, device_id: int, key: bytes | byt
         HexError: the template holds data outside [image_start, image_end).
     """
     start, end = layout.image_start, layout.image_end
-    if template.min_address < start or template.max_address > end:
+    if len(template) and (template.min_address < start or template.max_address > end):
         raise HexError(
             f"template {template!r} has data outside the image range {_span(start, end)}"
         )
@@ -131,14 +131,15 @@ def patch(template: Image, layout: PatchLayout, device_id: int, key: bytes | byt
         raise ZoneError(key_zone.name, f"key is {len(key)} bytes, zone holds {key_zone.size_bytes}")
     for zone in (layout.id_zone, key_zone):
         _check_template_zone(template, zone)
+    spec = layout.checksum
+    if spec is not None:  # checked before the key enters any buffer
+        slot = template.read(spec.location, spec.size_bytes, layout.fill_byte)
+        if slot.count(layout.fill_byte) != len(slot):
+            raise ZoneError("checksum", f"{_span(spec.location, spec.location_end)} is not blank")
     buf = template.read(start, end - start, layout.fill_byte)
     buf[layout.id_zone.address - start : layout.id_zone.end - start] = id_bytes
     buf[key_zone.address - start : key_zone.end - start] = key
-    spec = layout.checksum
     if spec is not None:
-        slot = buf[spec.location - start : spec.location_end - start]
-        if slot.count(layout.fill_byte) != len(slot):
-            raise ZoneError("checksum", f"{_span(spec.location, spec.location_end)} is not blank")
         region = memoryview(buf)[spec.start - start : spec.end - start]
         value = checksum_bytes(spec.algorithm, region, spec.size_bytes, spec.byteorder)
         region.release()

@@ -9,8 +9,21 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Iterable
 
 _LANE_BYTES = 4  # a record sums to at most 260 * 255 = 66300: fits a 32-bit lane with room
+
+
+def join_pieces(pieces: Iterable[str]) -> str:
+    """Concatenate text pieces, growing one string in place (peak ≈ result + one piece).
+
+    CPython resizes a sole-owner string on `+=` instead of copying; "".join would hold every
+    piece and the result at once, twice the memory.
+    """
+    out = ""
+    for piece in pieces:
+        out += piece
+    return out
 
 
 def _address_columns(first: int, step: int, count: int, width: int) -> list[bytes]:
@@ -45,12 +58,15 @@ def encode_records(
     full = len(view) // record_length
     out = ""
     if full:
-        out = _encode_full(mark, address, address_width, view[: full * record_length],
-                           record_length, count_extra, kind, ones_complement)  # fmt: skip
+        head = view[: full * record_length]
+        out = _encode_full(
+            mark, address, address_width, head, record_length, count_extra, kind, ones_complement
+        )
     rest = view[full * record_length :]
     if len(rest):
-        out += encode_one(mark, address + full * record_length, address_width, bytes(rest),
-                          count_extra=count_extra, kind=kind, ones_complement=ones_complement)  # fmt: skip
+        at = address + full * record_length
+        out += encode_one(mark, at, address_width, bytes(rest), count_extra=count_extra,
+                          kind=kind, ones_complement=ones_complement)  # fmt: skip
     return out
 
 
@@ -103,6 +119,8 @@ def _encode_full(
         total += int.from_bytes(lane, "little")
     bias = 0x100000 - 1 if ones_complement else 0x100000  # multiple of 256 (minus 1 for ~)
     biases = int.from_bytes(bias.to_bytes(_LANE_BYTES, "little") * count, "little")
-    blob[size - 1 :: size] = (biases - total).to_bytes(_LANE_BYTES * count, "little")[0::_LANE_BYTES]
+    blob[size - 1 :: size] = (biases - total).to_bytes(_LANE_BYTES * count, "little")[
+        0::_LANE_BYTES
+    ]
     text = blob.hex("\n", size).upper()
     return mark + text.replace("\n", "\n" + mark) + "\n"

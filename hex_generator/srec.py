@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from hex_generator import errors
 from hex_generator.image import Image, StartAddress
 from hex_generator.lines import check_hex, iter_lines
-from hex_generator.records import encode_one, encode_records
+from hex_generator.records import encode_one, encode_records, join_pieces
 
 # record type -> address bytes; data types 1-3, count 5-6, termination 7-9 (S0 header: 2)
 _ADDRESS_BYTES = {0: 2, 1: 2, 2: 3, 3: 4, 5: 2, 6: 3, 7: 4, 8: 3, 9: 2}
@@ -98,7 +98,7 @@ def parse_srec(text: str, source: str = "<string>") -> Image:
 
 def emit_srec(image: Image, record_length: int = 32) -> str:
     """Return S-record text: S0, data as S1/S2/S3 by address width, S5/S6 count, S9/S8/S7."""
-    return "".join(iter_srec(image, record_length))
+    return join_pieces(iter_srec(image, record_length))
 
 
 def iter_srec(image: Image, record_length: int = 32) -> Iterator[str]:
@@ -112,13 +112,16 @@ def iter_srec(image: Image, record_length: int = 32) -> Iterator[str]:
         )
     yield _record(0, 0, 2, b"")
     count = 0
+    mark = f"S{data_kind}"
+    step = 0x1000 * record_length
     for seg in image.segments():
         view = memoryview(seg.data)
-        step = 0x4000 * record_length
         for offset in range(0, len(view), step):
             piece = view[offset : offset + step]
-            yield encode_records(f"S{data_kind}", seg.start + offset, width, piece, record_length,
-                                 count_extra=width + 1, kind=None, ones_complement=True)  # fmt: skip
+            yield encode_records(
+                mark, seg.start + offset, width, piece, record_length,
+                count_extra=width + 1, kind=None, ones_complement=True,
+            )  # fmt: skip
             count += -(-len(piece) // record_length)
     if count <= 0xFFFF:
         yield _record(5, count, 2, b"")

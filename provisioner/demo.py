@@ -137,14 +137,15 @@ def virtual_boards(
     fixes the first boards' chip UIDs (random otherwise).
     """
     from hw_profiles import load_profile
-    from provisioner.flash.serial_rom.backend import SerialRomBackend
-    from provisioner.sim.an3155_board import VirtualSerialBoard
 
     profile = load_profile(DEMO_PROFILE)
     fixed = chip_uids or []
     boards: list[DemoBoard] = []
     with ExitStack() as stack:
         for number in range(count):
+            from provisioner.flash.serial_rom.backend import SerialRomBackend
+            from provisioner.sim.an3155_board import VirtualSerialBoard
+
             chip_uid = (fixed[number] if number < len(fixed)
                         else secrets.token_bytes(profile.chip_uid.size_bytes))
             board_faults = (faults or {}).get(number)

@@ -23,21 +23,32 @@ STATE_SIZE_BYTES = _STATE.size
 _SHA256 = hashes.SHA256()
 
 
-def _hmac(key: bytes, data: bytes) -> bytes:
-    h = HMAC(key, _SHA256)
-    h.update(data)
-    return h.finalize()
+def _check_entropy(entropy: bytes | bytearray) -> None:
+    if len(entropy) < SECURITY_STRENGTH_BYTES:
+        raise DrbgError(
+            f"entropy input is {len(entropy)} bytes, at least {SECURITY_STRENGTH_BYTES} needed"
+        )
 
 
 class HmacDrbg:
     """Deterministic random bit generator; holds the working state (K, V, reseed_counter)."""
 
-    __slots__ = ("_key", "_value", "reseed_counter")
+    __slots__ = ("_key", "_keyed", "_value", "reseed_counter")
 
     def __init__(self, key: bytes, value: bytes, reseed_counter: int) -> None:
-        self._key = key
+        self._set_key(key)
         self._value = value
         self.reseed_counter = reseed_counter
+
+    def _set_key(self, key: bytes) -> None:
+        # Keep one pristine HMAC keyed with K; copying it is cheaper than re-keying per call.
+        self._key = key
+        self._keyed = HMAC(key, _SHA256)
+
+    def _mac(self, data: bytes) -> bytes:
+        h = self._keyed.copy()
+        h.update(data)
+        return h.finalize()
 
     def __repr__(self) -> str:
         return f"HmacDrbg(reseed_counter={self.reseed_counter})"
@@ -51,22 +62,18 @@ class HmacDrbg:
         Raises:
             DrbgError: entropy is shorter than the 32-byte security strength.
         """
-        if len(entropy) < SECURITY_STRENGTH_BYTES:
-            raise DrbgError(
-                f"entropy input is {len(entropy)} bytes, at least {SECURITY_STRENGTH_BYTES} needed"
-            )
+        _check_entropy(entropy)
         drbg = cls(b"\x00" * OUTLEN_BYTES, b"\x01" * OUTLEN_BYTES, 1)
         drbg._update(bytes(entropy) + bytes(nonce) + bytes(personalization))
         return drbg
 
     def _update(self, provided: bytes) -> None:
         # §10.1.2.2 HMAC_DRBG_Update
-        key = _hmac(self._key, self._value + b"\x00" + provided)
-        value = _hmac(key, self._value)
+        self._set_key(self._mac(self._value + b"\x00" + provided))
+        self._value = self._mac(self._value)
         if provided:
-            key = _hmac(key, value + b"\x01" + provided)
-            value = _hmac(key, value)
-        self._key, self._value = key, value
+            self._set_key(self._mac(self._value + b"\x01" + provided))
+            self._value = self._mac(self._value)
 
     def reseed(self, entropy: bytes | bytearray, additional_input: bytes = b"") -> None:
         """Mix fresh entropy into the state and reset the reseed counter (§10.1.2.4).
@@ -74,10 +81,7 @@ class HmacDrbg:
         Raises:
             DrbgError: entropy is shorter than the 32-byte security strength.
         """
-        if len(entropy) < SECURITY_STRENGTH_BYTES:
-            raise DrbgError(
-                f"entropy input is {len(entropy)} bytes, at least {SECURITY_STRENGTH_BYTES} needed"
-            )
+        _check_entropy(entropy)
         self._update(bytes(entropy) + bytes(additional_input))
         self.reseed_counter = 1
 
@@ -90,39 +94,44 @@ class HmacDrbg:
         """
         if not 0 <= num_bytes <= MAX_REQUEST_BYTES:
             raise DrbgError(f"request of {num_bytes} bytes outside [0, {MAX_REQUEST_BYTES}]")
-        if self.reseed_counter > RESEED_INTERVAL:
-            raise ReseedRequired(f"reseed counter {self.reseed_counter} exceeds 2^48")
-        if additional_input:
-            self._update(bytes(additional_input))
-        base = HMAC(self._key, _SHA256)
-        value = self._value
+        if num_bytes == OUTLEN_BYTES and not additional_input:
+            return bytearray(self.generate_block())
+        self._check_counter()
+        provided = bytes(additional_input)
+        if provided:
+            self._update(provided)
         out = bytearray()
         while len(out) < num_bytes:
-            h = base.copy()
-            h.update(value)
-            value = h.finalize()
-            out += value
+            self._value = self._mac(self._value)
+            out += self._value
         del out[num_bytes:]
-        self._value = value
-        self._update_after_generate(base, bytes(additional_input))
+        self._update(provided)
         self.reseed_counter += 1
         return out
 
-    def _update_after_generate(self, base: HMAC, provided: bytes) -> None:
-        # §10.1.2.2 again; reuses the keyed HMAC for the first step instead of re-keying.
-        base.update(self._value + b"\x00" + provided)
-        key = base.finalize()
-        keyed = HMAC(key, _SHA256)
-        if not provided:
-            keyed.update(self._value)
-            self._key, self._value = key, keyed.finalize()
-            return
-        first = keyed.copy()
-        first.update(self._value)
-        value = first.finalize()
-        keyed.update(value + b"\x01" + provided)
+    def generate_block(self) -> bytes:
+        """Return one 32-byte output block (generate(32) without additional input), fast path.
+
+        Raises:
+            ReseedRequired: the reseed counter passed 2^48.
+        """
+        self._check_counter()
+        keyed = self._keyed
+        h = keyed.copy()
+        h.update(self._value)
+        block = h.finalize()
+        keyed.update(block + b"\x00")  # the pristine object is replaced just below
         key = keyed.finalize()
-        self._key, self._value = key, _hmac(key, value)
+        fresh = HMAC(key, _SHA256)
+        h = fresh.copy()
+        h.update(block)
+        self._key, self._keyed, self._value = key, fresh, h.finalize()
+        self.reseed_counter += 1
+        return block
+
+    def _check_counter(self) -> None:
+        if self.reseed_counter > RESEED_INTERVAL:
+            raise ReseedRequired(f"reseed counter {self.reseed_counter} exceeds 2^48")
 
     def export_state(self) -> Secret:
         """Return the working state as an opaque versioned blob (magic, version, K, V, counter)."""

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes
 
-from provisioner.crypto.drbg import OUTLEN_BYTES, STATE_SIZE_BYTES, HmacDrbg
+from provisioner.crypto.drbg import STATE_SIZE_BYTES, HmacDrbg
 from provisioner.crypto.secret import Secret
 from provisioner.errors import DrbgError, IndexBehind
 
@@ -104,13 +104,17 @@ class KeyStream:
         """
         if index < self.next_index:
             raise IndexBehind(index, self.next_index)
-        skipped = index - self.next_index
-        generate = self._drbg.generate
-        for _ in range(skipped):
-            generate(OUTLEN_BYTES)
-        if skipped:
-            _log.debug("key stream advanced %d -> %d", self.next_index, index)
-        self.next_index = index
+        start = self.next_index
+        generate_block = self._drbg.generate_block
+        done = 0
+        try:
+            for _ in range(index - start):
+                generate_block()
+                done += 1
+        finally:  # on ReseedRequired the index still matches the DRBG's position
+            self.next_index = start + done
+        if done:
+            _log.debug("key stream advanced %d -> %d", start, index)
 
     def next_key(self, key_size_bytes: int) -> tuple[int, Secret]:
         """Return ``(drbg_index, key)`` for the next index and advance by one.
@@ -120,11 +124,10 @@ class KeyStream:
         """
         if key_size_bytes not in KEY_SIZES_BYTES:
             raise DrbgError(f"key size {key_size_bytes} bytes unsupported (16 or 32)")
-        out = self._drbg.generate(OUTLEN_BYTES)
+        block = self._drbg.generate_block()
         index = self.next_index
         self.next_index = index + 1
-        key = Secret(out[:key_size_bytes])
-        out[:] = bytes(OUTLEN_BYTES)
+        key = Secret(block[:key_size_bytes])
         return index, key
 
     def key_at(self, index: int, key_size_bytes: int) -> Secret:

@@ -106,6 +106,11 @@ class CortexM:
 
         self.uc.mmio_map(base, size_bytes, read, None, write, None)
 
+    def map_device(self, base: int, size_bytes: int, device: Device) -> None:
+        """Make ``device`` reachable from both the core and the debugger."""
+        self.map_mmio(base, size_bytes, device)
+        self.bus.attach(base, size_bytes, device)
+
     def map_flash(self, bases: tuple[int, ...], memory: memoryview, pointer: int,
                   program: Callable[[int, int, int], None]) -> None:
         """Map ``memory`` at each base; the core's stores go through ``program(offset, size,

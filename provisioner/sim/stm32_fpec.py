@@ -73,7 +73,7 @@ class Stm32F1Flash:
         core.map_mmio(INFO_BASE, 0x1000, info)
         core.bus.attach(INFO_BASE, 0x1000, info)
         dbgmcu = RegisterFile({0x0: 0x20030000 | dev_id}, read_only=frozenset({0x0}))
-        core.bus.attach(DBGMCU_BASE, 0x1000, dbgmcu)
+        core.map_device(DBGMCU_BASE, 0x1000, dbgmcu)
         core.reset_listeners.append(self.reset)
 
     # --- state -----------------------------------------------------------------------------

@@ -63,13 +63,11 @@ class Stm32F4Flash:
             core.bus.attach(alias, self.size_bytes, FlashArray(self, alias))
         core.map_mmio(FLASH_PAGE, 0x1000, self)
         core.bus.attach(FLASH_PAGE, 0x1000, self)
-        info = RegisterFile()
-        for offset in range(0, 0x1000, 4):
-            info.write(offset, 4, int.from_bytes(self.info[offset:offset + 4], "little"))
-        core.map_mmio(INFO_BASE, 0x1000, info)
-        core.bus.attach(INFO_BASE, 0x1000, _ReadOnly(info))
+        system_memory = SystemMemory(INFO_BASE, self.info)
+        core.map_mmio(INFO_BASE, 0x1000, system_memory)
+        core.bus.attach(INFO_BASE, 0x1000, system_memory)
         dbgmcu = RegisterFile({0x0: 0x10000000 | dev_id}, read_only=frozenset({0x0}))
-        core.bus.attach(0xE0042000, 0x1000, dbgmcu)
+        core.map_device(0xE0042000, 0x1000, dbgmcu)
         core.reset_listeners.append(self.reset)
 
     @property
@@ -178,14 +176,17 @@ def offset_of(reg: int) -> int:
     return FLASH_IF + reg
 
 
-class _ReadOnly:
-    """System memory as the debugger sees it: readable, writes fault."""
+class SystemMemory:
+    """Factory-programmed system memory (UID, flash size): readable, writes fault."""
 
-    def __init__(self, inner: RegisterFile) -> None:
-        self._inner = inner
+    def __init__(self, base: int, content: bytearray) -> None:
+        self._base = base
+        self._content = content
 
     def read(self, offset: int, size: int) -> int:
-        return self._inner.read(offset, size)
+        """Little-endian bytes at ``offset``."""
+        return int.from_bytes(self._content[offset:offset + size], "little")
 
     def write(self, offset: int, size: int, value: int) -> None:
-        raise BusFault(INFO_BASE + offset, "system memory is read-only")
+        """System memory cannot be written."""
+        raise BusFault(self._base + offset, "system memory is read-only")

@@ -17,6 +17,7 @@ from provisioner.sim.coresight_rom import attach_debug_components
 from provisioner.sim.cortex_m import CortexM
 from provisioner.sim.stm32_fpec import Stm32F1Flash, default_option_bytes
 from provisioner.sim.stm32f4_flash import Stm32F4Flash, default_option_word
+from provisioner.sim.stm32l4_flash import Stm32L4Flash, default_option_register
 from provisioner.sim.swd_dap import BoardFaults, SwDap
 
 STATE_VERSION = 1
@@ -25,9 +26,12 @@ CPUID_CORTEX_M4_R0P1 = 0x410FC241
 FAMILIES: dict[str, tuple[int, int]] = {  # family → (CPUID, unicorn CPU model)
     "stm32f1": (CPUID_CORTEX_M3_R1P1, arm_const.UC_CPU_ARM_CORTEX_M3),
     "stm32f4": (CPUID_CORTEX_M4_R0P1, arm_const.UC_CPU_ARM_CORTEX_M4),
+    "stm32l4": (CPUID_CORTEX_M4_R0P1, arm_const.UC_CPU_ARM_CORTEX_M4),
 }
+L4_SRAM2 = (0x10000000, 0x4000)  # SRAM2 at its own address (also aliased after SRAM1)
 DEV_ID_STM32F1 = {65536: 0x410, 131072: 0x410, 262144: 0x414, 524288: 0x414}
 DEV_ID_STM32F411 = 0x431
+DEV_ID_STM32L43X = 0x435
 _PROBE_UID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -58,8 +62,8 @@ class ChipSpec:
             raise BoardStateError(f"profile {profile.name}: {profile.mcu} is not emulated "
                                   f"(families: {', '.join(FAMILIES)})")
         page = profile.flash.page_size_bytes
-        if family == "stm32f1" and page is None:
-            raise BoardStateError(f"profile {profile.name}: STM32F1 flash needs uniform pages")
+        if family != "stm32f4" and page is None:
+            raise BoardStateError(f"profile {profile.name}: {profile.mcu} needs uniform pages")
         return cls(profile.name, profile.flash.base, profile.flash.size_bytes, page,
                    profile.ram.base, profile.ram.size_bytes, profile.chip_uid.base,
                    profile.chip_uid.size_bytes, family, tuple(profile.flash.sectors))
@@ -67,6 +71,8 @@ class ChipSpec:
 
 def default_options(family: str) -> bytearray:
     """Factory option bytes of a family, in the board's state file layout."""
+    if family == "stm32l4":
+        return default_option_register()
     return default_option_bytes() if family == "stm32f1" else default_option_word()
 
 
@@ -85,8 +91,15 @@ class VirtualSwdBoard:
         cpuid, cpu_model = FAMILIES[spec.family]
         self.core = CortexM(self.bus, cpuid=cpuid, cpu_model=cpu_model)
         self.core.map_ram(spec.ram_base, spec.ram_size_bytes)
-        self.flash: Stm32F1Flash | Stm32F4Flash
-        if spec.family == "stm32f1":
+        self.flash: Stm32F1Flash | Stm32F4Flash | Stm32L4Flash
+        if spec.family == "stm32l4":
+            self.core.map_ram(*L4_SRAM2)
+            self.flash = Stm32L4Flash(
+                self.core, base=spec.flash_base, size_bytes=spec.flash_size_bytes,
+                page_size_bytes=spec.page_size_bytes or 0, chip_uid=chip_uid,
+                uid_address=spec.uid_address, option_bytes=option_bytes,
+                content=flash_content, dev_id=DEV_ID_STM32L43X, power=self.power)
+        elif spec.family == "stm32f1":
             self.flash = Stm32F1Flash(
                 self.core, base=spec.flash_base, size_bytes=spec.flash_size_bytes,
                 page_size_bytes=spec.page_size_bytes or 0, chip_uid=chip_uid,

@@ -132,7 +132,7 @@ def issue_grant(
     same grant.
     """
     try:
-        with transaction(ctx.factory) as session:
+        with ctx.write_lock, transaction(ctx.factory) as session:
             return _issue(ctx, session, station_id, token, order_id, request)
     except IntegrityError as exc:
         # Another order reserved this chip at the same instant: the unique chip_uid decided.
@@ -161,30 +161,21 @@ def _issue(
         _replay(existing, order_id, request)
         return _seal(ctx, session, station, unlocked, existing.grant_id, existing.device_id,
                      existing.drbg_index, existing.expires_at)
-    # Refuse early without the order lock, then do the costly work, then decide again locked.
-    pre_chip = repo.find_chip(session, request.chip_uid)
+    # Decide once without the order lock (refusals write nothing), do the costly work and
+    # write the chip's rows, and take the order's row lock last: it is held only for the
+    # quota decision, the counter and the audit entry. A chip seen before is row-locked
+    # here; a new chip's unique chip_uid makes a concurrent insert of the same chip wait and
+    # then fail (duplicate_chip).
+    chip = repo.find_chip(session, request.chip_uid, lock=True)
+    chip_before = repo.chip_snapshot(request.chip_uid, chip)
     snapshot = repo.order_snapshot(session, unlocked)
-    decision = decide_grant(
-        snapshot, repo.station_snapshot(station),
-        repo.chip_snapshot(request.chip_uid, pre_chip), request.drbg_index,
-    )
+    station_before = repo.station_snapshot(station)
+    decision = decide_grant(snapshot, station_before, chip_before, request.drbg_index)
     device_id = decision.device_id or repo.allocate_device_id(session)
     prepared = _prepare(ctx, session, station, unlocked, device_id, request.drbg_index)
     grant_id = f"g-{secrets.token_hex(12)}"
     response = _seal(ctx, session, station, unlocked, grant_id, device_id, request.drbg_index,
                      now + GRANT_LIFETIME)
-    # Only now the order's row lock: what it guards (status, counts, chip) is decided again.
-    order = repo.lock_order(session, order_id)
-    if order is None:
-        raise OrderNotFound(f"order {order_id} does not exist")
-    chip = repo.find_chip(session, request.chip_uid)
-    decision = decide_grant(
-        repo.order_snapshot(session, order, snapshot.allowed_stations),
-        repo.station_snapshot(station),
-        repo.chip_snapshot(request.chip_uid, chip), request.drbg_index,
-    )
-    if (decision.device_id or device_id) != device_id:
-        raise DuplicateChip(f"chip {request.chip_uid} changed state concurrently")
     if chip is None:
         chip = Device(
             device_id=device_id, chip_uid=request.chip_uid, order_id=order_id,
@@ -198,21 +189,27 @@ def _issue(
     chip.status = DeviceStatus.reserved
     chip.updated_at = now
     session.flush()
-    grant = Grant(
+    session.add(Grant(
         grant_id=grant_id, request_id=request.request_id,
         station_id=station_id, order_id=order_id, device_id=device_id,
         drbg_index=request.drbg_index, operator_id=operator_id, chip_uid=request.chip_uid,
         created_at=now, expires_at=response.expires_at,
-    )
-    session.add(grant)
+    ))
     station.next_index = request.drbg_index + 1
-    order.reserved += 1
     session.flush()
+    order = repo.lock_order(session, order_id)
+    if order is None:
+        raise OrderNotFound(f"order {order_id} does not exist")
+    decide_grant(
+        repo.order_snapshot(session, order, snapshot.allowed_stations),
+        station_before, chip_before, request.drbg_index,
+    )
+    order.reserved += 1
     repo.append_audit(
         session, signer=ctx.signer, now=now, actor=f"station:{station_id}",
         event=AuditEvent.grant_issued,
         data={
-            "grant_id": grant.grant_id, "request_id": request.request_id, "order_id": order_id,
+            "grant_id": grant_id, "request_id": request.request_id, "order_id": order_id,
             "device_id": device_id, "chip_uid": request.chip_uid,
             "drbg_index": request.drbg_index, "operator_id": operator_id,
             "profile_sha256": order.profile_sha256, "image_sha256": prepared.image_sha256,
@@ -252,13 +249,14 @@ def complete_grant(
     ctx: SiteContext, station_id: str, token: str, grant_id: str, request: CompleteRequest
 ) -> CompleteResponse:
     """Record a grant's outcome; repeating the same ``request_id`` returns the same answer."""
-    with transaction(ctx.factory) as session:
+    with ctx.write_lock, transaction(ctx.factory) as session:
         now = ctx.clock()
         operator_for_token(session, token, station_id, now)
         grant = session.get(Grant, grant_id, with_for_update=True, populate_existing=True)
         if grant is None or grant.station_id != station_id:
             raise GrantNotFound(f"grant {grant_id} does not exist for station {station_id}")
-        device = session.get(Device, grant.device_id, populate_existing=True)
+        device = session.get(Device, grant.device_id, with_for_update=True,
+                             populate_existing=True)
         if device is None:
             raise GrantNotFound(f"grant {grant_id} has no device row")
         if grant.result is not None:

@@ -6,6 +6,7 @@ import os
 import resource
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import click
@@ -55,15 +56,19 @@ def board_factories(profile_name: str, ports: tuple[str, ...], probes: tuple[str
                     ) -> dict[str, BackendFactory]:
     """Return a backend factory per serial port and per probe unique ID."""
     from hw_profiles import load_profile
-    from provisioner.flash.serial_rom.backend import SerialRomBackend
-    from provisioner.flash.swd import SwdBackend
 
     profile = load_profile(profile_name)
     factories: dict[str, BackendFactory] = {}
-    for port in ports:
-        factories[port] = lambda port=port: SerialRomBackend(port, profile)  # type: ignore[misc]
-    for probe in probes:
-        factories[probe] = lambda probe=probe: SwdBackend(probe, profile)  # type: ignore[misc]
+    if ports:
+        from provisioner.flash.serial_rom.backend import SerialRomBackend
+
+        for port in ports:
+            factories[port] = partial(SerialRomBackend, port, profile)
+    if probes:
+        from provisioner.flash.swd import SwdBackend
+
+        for probe in probes:
+            factories[probe] = partial(SwdBackend, probe, profile)
     return factories
 
 

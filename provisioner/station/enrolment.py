@@ -11,6 +11,7 @@ from provisioner.crypto.sealed import StationSecrets, save_station_secrets, unse
 from provisioner.crypto.secret import Secret
 from provisioner.errors import StationConfigError, UnsupportedVersion
 from provisioner.station.config import StationConfig, StationPaths
+from provisioner.station.keystore import KeyStore
 
 BUNDLE_FORMAT = "provisioner-enrolment/v1"
 MIN_PASSPHRASE_CHARS = 8
@@ -24,9 +25,11 @@ def enroll(
     *,
     scrypt_n: int = 2**15,
 ) -> StationConfig:
-    """Open the bundle, seal DRBG state, transport key and TLS key under ``station_passphrase``.
+    """Open the bundle, seal transport key and TLS key under ``station_passphrase``.
 
-    Writes ``station.sealed`` (0600) and the public ``station.json`` (id, site URL, CA and client
+    Writes ``station.sealed`` (0600), the DRBG working state encrypted under a key derived from
+    the sealed transport key (``keystore``; the sealed DRBG field stays empty so no stale state
+    outlives a used index), and the public ``station.json`` (id, site URL, CA and client
     certificates). The bundle never holds the seed, so neither does the station.
 
     Raises:
@@ -53,9 +56,10 @@ def enroll(
             ca_cert_pem=str(raw["ca_cert_pem"]),
             client_cert_pem=str(raw["client_cert_pem"]),
         )
+        drbg_state = Secret(base64.b64decode(raw["drbg_state"], validate=True))
         secrets = StationSecrets(
             station_id=config.station_id,
-            drbg_state=Secret(base64.b64decode(raw["drbg_state"], validate=True)),
+            drbg_state=Secret(b""),
             transport_key=Secret(base64.b64decode(raw["transport_key"], validate=True)),
             tls_key_pem=Secret(str(raw["client_key_pem"]).encode("ascii")),
         )
@@ -65,9 +69,11 @@ def enroll(
         raw.clear()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
+        KeyStore.create(paths.keystream, config.station_id, secrets.transport_key,
+                        drbg_state).close()
         save_station_secrets(paths.secrets, secrets, station_passphrase, scrypt_n=scrypt_n)
     finally:
-        for secret in (secrets.drbg_state, secrets.transport_key, secrets.tls_key_pem):
-            secret.wipe()
+        drbg_state.wipe()
+        secrets.wipe()
     config.save(paths.config)
     return config

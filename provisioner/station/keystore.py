@@ -1,22 +1,23 @@
 """The station's key stream, persisted past an index before that index's key ever exists.
 
-Why a second file next to the sealed secrets: sealing costs one scrypt (n=2^15, ~0.1-0.3 s),
-far above the 50 ms per-board budget. The sealed file is opened once at unlock; its transport
-key yields (HKDF, own ``info``) a data key that lives only in memory for the session. Before
-each key is derived, the DRBG working state *past* that index is AES-GCM encrypted under that
-data key and written atomically (0600, fsync, rename): a millisecond, not a scrypt. The file is
-as strong as the passphrase (its key exists only inside the sealed file), an index is never
-reused after a crash (the state on disk is already past it), and a stolen station cannot
-rewind to a used index. The sealed file's own copy of the state is refreshed in a background
-thread after each board and at close, so it also never lags far behind; at unlock the more
-advanced of the two states wins.
+Why a file of its own next to the sealed secrets: sealing costs one scrypt (n=2^15, 0.1-0.3 s
+here, and it holds the GIL, stalling every other board), far above the 50 ms per-board budget.
+So the sealed file is opened once at unlock, and its transport key yields (HKDF-SHA256, own
+``info``) a data key that lives only in memory for the session. Before each key is derived,
+the DRBG working state *past* that index is AES-GCM encrypted under that data key and written
+atomically (0600, fsync, rename, fsync of the directory): about a millisecond.
+
+* As strong as the passphrase: the data key is reachable only through the sealed file.
+* An index is never reused after a crash: the state on disk is already past it.
+* Forward secrecy holds at every instant: enrolment seals an *empty* DRBG state and writes the
+  working state only here, so no older state survives anywhere once an index is used.
+* Losing this file stops key derivation (fail-safe: the station must be re-enrolled).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from provisioner.crypto import envelope
@@ -35,24 +36,20 @@ def _aad(station_id: str) -> bytes:
 class KeyStore:
     """Forward-only key derivation with write-ahead persistence; thread-safe."""
 
-    def __init__(
-        self,
-        path: Path,
-        station_id: str,
-        data_key: Secret,
-        stream: KeyStream,
-        reseal: Callable[[Secret], None] | None = None,
-    ) -> None:
+    def __init__(self, path: Path, station_id: str, data_key: Secret, stream: KeyStream) -> None:
         self._path = path
         self._station_id = station_id
         self._data_key = data_key
         self._stream = stream
-        self._reseal = reseal
         self._lock = threading.Lock()
-        self._reseal_wanted = threading.Event()
-        self._reseal_thread: threading.Thread | None = None
-        self._stop = False
         self._write(stream)
+
+    @classmethod
+    def create(cls, path: Path, station_id: str, transport_key: Secret, state: Secret
+               ) -> KeyStore:
+        """Write the first state file (at enrolment) from the bundle's working state."""
+        stream = KeyStream.from_state(state)
+        return cls(path, station_id, envelope.derive_key(transport_key, STATE_INFO), stream)
 
     @classmethod
     def unlock(
@@ -60,20 +57,20 @@ class KeyStore:
         path: Path,
         station_id: str,
         transport_key: Secret,
-        sealed_state: Secret,
+        sealed_state: Secret | None = None,
         *,
         floor_index: int = 0,
-        reseal: Callable[[Secret], None] | None = None,
     ) -> KeyStore:
-        """Open the key stream at the most advanced of the sealed and file states.
+        """Open the key stream from the state file (or a non-empty sealed state, if ahead).
 
         ``floor_index`` (from the journal) moves the stream forward to at least that index.
 
         Raises:
-            StationConfigError: the state file exists but does not decrypt (tampered or foreign).
+            StationConfigError: the state file is missing (and no sealed state) or does not
+                decrypt (tampered, or another station's).
         """
         data_key = envelope.derive_key(transport_key, STATE_INFO)
-        stream = KeyStream.from_state(sealed_state)
+        stream = None if not sealed_state else KeyStream.from_state(sealed_state)
         if path.exists():
             try:
                 state = envelope.decrypt(data_key, path.read_bytes(), _aad(station_id))
@@ -83,11 +80,13 @@ class KeyStore:
                 from_file = KeyStream.from_state(state)
             finally:
                 state[:] = bytes(len(state))
-            if from_file.next_index > stream.next_index:
+            if stream is None or from_file.next_index > stream.next_index:
                 stream = from_file
+        if stream is None:
+            raise StationConfigError(str(path), "key stream state missing: re-enrol the station")
         if floor_index > stream.next_index:
             stream.advance_to(floor_index)
-        return cls(path, station_id, data_key, stream, reseal)
+        return cls(path, station_id, data_key, stream)
 
     @property
     def next_index(self) -> int:
@@ -117,45 +116,11 @@ class KeyStore:
             past.advance_to(index + 1)
             self._write(past)  # write-ahead: the state on disk is past the index before the key
             self._stream = past
-            _, key = at_index.next_key(key_size_bytes)
-        self._reseal_wanted.set()
-        return key
-
-    def export_state(self) -> Secret:
-        """Return the current working state (for sealing)."""
-        with self._lock:
-            return self._stream.export_state()
-
-    def start_background_reseal(self) -> None:
-        """Refresh the sealed file's state in a thread after keys are used (coalesced)."""
-        if self._reseal is None or self._reseal_thread is not None:
-            return
-        self._reseal_thread = threading.Thread(
-            target=self._reseal_loop, name="keystore-reseal", daemon=True
-        )
-        self._reseal_thread.start()
+            return at_index.next_key(key_size_bytes)[1]
 
     def close(self) -> None:
-        """Seal the final state once more and wipe the session data key."""
-        self._reseal_wanted.set()
-        thread, self._reseal_thread = self._reseal_thread, None
-        if thread is not None:
-            self._stop = True
-            thread.join()
-        if self._reseal is not None:
-            with self.export_state() as state:
-                self._reseal(state)
+        """Wipe the session data key."""
         self._data_key.wipe()
-
-    def _reseal_loop(self) -> None:
-        assert self._reseal is not None
-        while True:
-            self._reseal_wanted.wait()
-            self._reseal_wanted.clear()
-            if self._stop:
-                return
-            with self.export_state() as state:
-                self._reseal(state)
 
     def _write(self, stream: KeyStream) -> None:
         with stream.export_state() as state:

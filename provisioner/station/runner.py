@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import logging
 import os
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -29,13 +31,20 @@ from provisioner.errors import (
 from provisioner.flash.backend import FlashBackend, ProgressEvent
 from provisioner.station import imaging
 from provisioner.station.engine import Attempt, AttemptState, Event, EventKind, advance
-from provisioner.station.events import BoardFinished, BoardProgress, BoardUpdate, Listener
+from provisioner.station.events import (
+    BoardFinished,
+    BoardProgress,
+    BoardUpdate,
+    Listener,
+    StationEvent,
+)
 from provisioner.station.journal import Journal
 from provisioner.station.keystore import KeyStore
 from provisioner.station.recovery import RecoveryAction, plan_recovery
 from provisioner.station.site_client import SiteClient
 
 CRASH_ENV = "PROVISIONER_CRASH_AT"
+_log = logging.getLogger(__name__)
 MAX_INDEX_JUMPS = 3
 
 
@@ -47,7 +56,7 @@ class _Board:
     ) -> None:
         self.runner = runner
         self.attempt = attempt
-        self.listener = listener
+        self.listener = _guarded(listener)
         message = "board detected" if fresh else f"recovering from {attempt.state}"
         if fresh:
             self.runner._record(attempt)
@@ -62,6 +71,7 @@ class _Board:
         """Advance, journal (commit) and announce; the effect follows the call."""
         self.attempt = advance(self.attempt, event)
         self.runner._record(self.attempt)
+        _log.info("%s %s: %s", self.attempt.location, self.attempt.state, message)
         self.listener(self._update(message))
 
     def finished(self) -> BoardFinished:
@@ -83,7 +93,6 @@ class StationRunner:
         keystore: KeyStore,
         transport_key: Secret,
         profiles: Callable[[str], Profile] = load_profile,
-        session_secrets: Sequence[Secret] = (),
     ) -> None:
         self.station_id = station_id
         self.client = client
@@ -91,7 +100,6 @@ class StationRunner:
         self.keystore = keystore
         self._transport_key = transport_key
         self._profiles = profiles
-        self._session_secrets = tuple(session_secrets)
         self._grant_lock = threading.Lock()
         self._orders: dict[str, wire.OrderSummary] = {}
         self._crash_at = os.environ.get(CRASH_ENV)
@@ -129,7 +137,7 @@ class StationRunner:
             board = _Board(self, attempt, listener)
             return self._settle_failure(board, exc)
         board = _Board(self, Attempt(uuid.uuid4().hex, location, order_id, profile.name), listener)
-        progress = _progress_forwarder(location, listener)
+        progress = _progress_forwarder(location, board.listener)
         try:
             backend.open()
             try:
@@ -139,7 +147,7 @@ class StationRunner:
         except Exception as exc:  # any failure ends this board only, reported if granted
             return self._settle_failure(board, exc)
         result = board.finished()
-        listener(result)
+        board.listener(result)
         return result
 
     def _run(self, board: _Board, profile: Profile, backend: FlashBackend,
@@ -163,8 +171,7 @@ class StationRunner:
                        f"image {image_sha256[:16]}… ready")
             board.step(Event(EventKind.flash_started), "erasing and programming")
             segments = imaging.segments_of(image)
-            backend.erase(profile.flash.erase_ranges(layout.image_start, layout.image_end),
-                          progress)
+            backend.erase([(layout.image_start, layout.image_end)], progress)
             backend.program(segments, progress)
             backend.verify(segments, progress)
         finally:
@@ -289,7 +296,7 @@ class StationRunner:
             except (SiteUnreachable, Refused) as exc:
                 board.attempt = replace(board.attempt, code=_failure_code(exc), detail=str(exc))
             result = board.finished()
-            listener(result)
+            board.listener(result)
             results.append(result)
         return results
 
@@ -309,11 +316,12 @@ class StationRunner:
             self._reverify(board, backend)
         elif action is RecoveryAction.finish:
             profile = self._profiles(attempt.profile)
-            if backend is not None and self._same_chip(backend, attempt):
-                with _opened(backend):
-                    self._finish(board, profile, backend)
-            else:
-                self._finish(board, profile, None)
+            with self._attached_chip(backend, attempt) as chip:
+                if (chip is not None and attempt.state is AttemptState.verified
+                        and not self._digest_matches(chip, attempt)):
+                    self._fail_and_report(board, "verify_mismatch", "restart: digest differs")
+                else:
+                    self._finish(board, profile, chip)
         else:
             success = attempt.state is AttemptState.reported
             self._report(board, wire.AttemptResult.success if success else
@@ -340,34 +348,52 @@ class StationRunner:
 
     def _reverify(self, board: _Board, backend: FlashBackend | None) -> None:
         attempt = board.attempt
-        if backend is None or not self._same_chip(backend, attempt):
-            board.step(Event(EventKind.outcome_lost, code="outcome_unknown",
-                             detail="station restarted while flashing; board not attached"),
-                       "outcome unknown")
-            self._report(board, wire.AttemptResult.unknown)
-            return
+        with self._attached_chip(backend, attempt) as chip:
+            if chip is None:
+                board.step(Event(EventKind.outcome_lost, code="outcome_unknown",
+                                 detail="station restarted while flashing; board not attached"),
+                           "outcome unknown")
+                self._report(board, wire.AttemptResult.unknown)
+            elif self._digest_matches(chip, attempt):
+                board.step(Event(EventKind.verified, image_sha256=attempt.image_sha256),
+                           "re-verified after restart")
+                self._finish(board, self._profiles(attempt.profile), chip)
+            else:
+                self._fail_and_report(board, "verify_mismatch", "restart: digest differs")
+
+    def _digest_matches(self, chip: FlashBackend, attempt: Attempt) -> bool:
+        """Whether the attached chip's image range hashes to the journaled digest."""
         layout = self._profiles(attempt.profile).patch_layout()
-        with _opened(backend):
-            found = backend.read(layout.image_start, layout.image_end - layout.image_start)
+        found = chip.read(layout.image_start, layout.image_end - layout.image_start)
         actual = hashlib.sha256(found).hexdigest()
-        if attempt.image_sha256 is not None and actual == attempt.image_sha256:
-            board.step(Event(EventKind.verified, image_sha256=actual), "re-verified after restart")
-            profile = self._profiles(attempt.profile)
-            with _opened(backend):
-                self._finish(board, profile, backend)
-        else:
-            self._fail_and_report(board, "verify_mismatch", "restart: board digest differs")
+        return attempt.image_sha256 is not None and hmac.compare_digest(
+            actual, attempt.image_sha256
+        )
 
     def _fail_and_report(self, board: _Board, code: str, detail: str) -> None:
         board.step(Event(EventKind.failed, code=code, detail=detail), detail)
         self._report(board, wire.AttemptResult.failure)
 
-    def _same_chip(self, backend: FlashBackend, attempt: Attempt) -> bool:
+    @contextmanager
+    def _attached_chip(self, backend: FlashBackend | None, attempt: Attempt
+                       ) -> Iterator[FlashBackend | None]:
+        """Yield the opened backend when it reaches the attempt's chip, else None."""
+        if backend is None:
+            yield None
+            return
         try:
-            with _opened(backend):
-                return backend.read_uid().hex() == attempt.chip_uid
+            backend.open()
         except FlashError:
-            return False
+            yield None
+            return
+        try:
+            try:
+                same = backend.read_uid().hex() == attempt.chip_uid
+            except FlashError:
+                same = False
+            yield backend if same else None
+        finally:
+            backend.close()
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -390,22 +416,23 @@ class StationRunner:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def close(self) -> None:
-        """Seal the key stream, wipe keys, close the journal and the site connection."""
+        """Wipe the session keys, close the journal and the site connection."""
         self.keystore.close()
         self._transport_key.wipe()
-        for secret in self._session_secrets:
-            secret.wipe()
         self.journal.close()
         self.client.close()
 
 
-@contextmanager
-def _opened(backend: FlashBackend) -> Iterator[FlashBackend]:
-    backend.open()
-    try:
-        yield backend
-    finally:
-        backend.close()
+def _guarded(listener: Listener) -> Listener:
+    """Wrap a UI listener so its failure never interrupts a board (the journal stays right)."""
+
+    def call(event: StationEvent) -> None:
+        try:
+            listener(event)
+        except Exception:
+            _log.exception("station event listener failed on %s", type(event).__name__)
+
+    return call
 
 
 def _progress_forwarder(location: str, listener: Listener) -> Callable[[ProgressEvent], None]:

@@ -47,7 +47,7 @@ def served_site(work_dir: Path) -> Iterator[DemoSite]:
 def station(site: DemoSite, station_dir: Path, station_id: str) -> Iterator[StationRunner]:
     """Enrol ``station_dir`` at ``site``, unlock it and sign the demo operator in."""
     site.enrol_station(station_dir, station_id, STATION_PASSPHRASE)
-    runner = open_station(station_dir, STATION_PASSPHRASE, scrypt_n=TEST_SCRYPT_N)
+    runner = open_station(station_dir, STATION_PASSPHRASE)
     try:
         runner.sign_in(site.operator_id, site.pin)
         yield runner

@@ -1,4 +1,4 @@
-"""Real firmware images from ../shared/firmware read exactly as bincopy reads them and round-trip."""
+"""Real firmware in ../shared/firmware reads exactly as bincopy reads it and round-trips."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def sample_images() -> list[Path]:
     names = ["stm32f103_bluepill_baremetal.hex", "nrf51_microbit_v1_micropython_1.1.1.hex",
              "psoc5lp_servo_s90.hex", "m68hc11_laser_project.s19"]  # fmt: skip
     found = [FIRMWARE / n for n in names if (FIRMWARE / n).is_file()]
-    return found + [FIXTURES / "stm32f411ce" / "application.hex"]
+    return [*found, FIXTURES / "stm32f411ce" / "application.hex"]
 
 
 @pytest.mark.parametrize("path", sample_images(), ids=lambda p: p.name)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import httpx
 import pytest
@@ -40,7 +41,8 @@ def _postgresql() -> Iterator[str | None]:
         yield url
 
 
-ENGINES: dict[str, Callable[[], contextmanager]] = {"sqlite": _sqlite, "postgresql": _postgresql}
+ENGINES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
+    "sqlite": _sqlite, "postgresql": _postgresql}
 
 
 @pytest.fixture(scope="module", params=sorted(ENGINES))
@@ -48,7 +50,7 @@ def racing(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[SiteSetup, SiteServer, list[tuple[httpx.Client, dict[str, str]]]]]:
     with ExitStack() as stack:
-        db_url = stack.enter_context(ENGINES[request.param]())
+        db_url: str | None = stack.enter_context(ENGINES[request.param]())
         root = tmp_path_factory.mktemp(f"site-{request.param}")
         setup = build_site(root, db_url=db_url, stations=STATIONS, quantity=12)
         server = run_in_thread(root)
@@ -60,7 +62,7 @@ def racing(
         yield setup, server, list(zip(clients, auths, strict=True))
 
 
-def _race(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+def _race(calls: Sequence[Callable[[], httpx.Response]]) -> list[httpx.Response]:
     barrier = threading.Barrier(len(calls))
 
     def run(call: Callable[[], httpx.Response]) -> httpx.Response:
@@ -85,9 +87,8 @@ def test_32_stations_race_for_the_last_10_units(
                                  json=grant_body(f"aa00{n:04x}", n), headers=first_auth)
         assert answer.status_code == 200, answer.text
     calls = [
-        (lambda http=http, auth=auth, n=n: http.post(
-            f"/v1/orders/{setup.order_id}/grants",
-            json=grant_body(f"bb{n:06x}", 10), headers=auth))
+        functools.partial(http.post, f"/v1/orders/{setup.order_id}/grants",
+                          json=grant_body(f"bb{n:06x}", 10), headers=auth)
         for n, (http, auth) in enumerate(stations)
     ]
     answers = _race(calls)
@@ -113,9 +114,8 @@ def test_16_stations_race_with_the_same_chip(
         catalogue.create_order(ctx, product=PRODUCT, profile=PROFILE, quantity=100,
                                bootloader="1.0", order_id=order_id)
     calls = [
-        (lambda http=http, auth=auth, n=n: http.post(
-            f"/v1/orders/{'o-race-a' if n % 2 else 'o-race-b'}/grants",
-            json=grant_body("cc00ffee", 20), headers=auth))
+        functools.partial(http.post, f"/v1/orders/{'o-race-a' if n % 2 else 'o-race-b'}/grants",
+                          json=grant_body("cc00ffee", 20), headers=auth)
         for n, (http, auth) in enumerate(stations[:16])
     ]
     answers = _race(calls)

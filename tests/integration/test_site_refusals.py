@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -98,9 +99,11 @@ def _grant(bench: Bench, order_id: str, chip_uid: str, index: int | None = None,
     return bench.http.post(f"/v1/orders/{order_id}/grants", json=body, headers=bench.auth)
 
 
-def _refused(bench: Bench, answer: httpx.Response, code: str, before: tuple[int, ...]) -> dict:
+def _refused(
+    bench: Bench, answer: httpx.Response, code: str, before: tuple[int, ...]
+) -> dict[str, Any]:
     assert answer.headers["content-type"].startswith(PROBLEM_CONTENT_TYPE), answer.text
-    problem = answer.json()
+    problem: dict[str, Any] = answer.json()
     assert problem["code"] == code, problem
     assert problem["status"] == answer.status_code
     assert problem["detail"]

@@ -28,20 +28,24 @@ def test_enroll_status_run_and_refusals(tmp_path: Path) -> None:
         wrong = cli.invoke(station_group, ["enroll", str(enrolment.bundle_path), "--data-dir",
                                            str(station_dir)],
                            env={**env, ENROL_PASSPHRASE_ENV: "0000-0000-0000-0000-0000-0000"})
-        assert wrong.exit_code != 0 and "wrong passphrase" in wrong.output
+        assert wrong.exit_code != 0
+        assert "wrong passphrase" in wrong.output
         enrolled = cli.invoke(station_group, ["enroll", str(enrolment.bundle_path),
                                               "--data-dir", str(station_dir)], env=env)
         assert enrolled.exit_code == 0, enrolled.output
         config = (station_dir / "station.json").read_text()
-        assert "BEGIN CERTIFICATE" in config and "PRIVATE KEY" not in config
+        assert "BEGIN CERTIFICATE" in config
+        assert "PRIVATE KEY" not in config
         again = cli.invoke(station_group, ["enroll", str(enrolment.bundle_path), "--data-dir",
                                            str(station_dir)], env=env)
-        assert again.exit_code != 0 and "already enrolled" in again.output
+        assert again.exit_code != 0
+        assert "already enrolled" in again.output
 
         status = cli.invoke(station_group, ["status", "--data-dir", str(station_dir)], env=env)
         assert status.exit_code == 0, status.output
         assert "station_id: station-cli" in status.output
-        assert f"site: {site.url}" in status.output and "next drbg_index: 0" in status.output
+        assert f"site: {site.url}" in status.output
+        assert "next drbg_index: 0" in status.output
 
         order_id = site.add_order(1)
         with virtual_boards(2) as boards:
@@ -62,4 +66,5 @@ def test_enroll_status_run_and_refusals(tmp_path: Path) -> None:
         no_board = cli.invoke(station_group, ["run", "--data-dir", str(station_dir), "--order",
                                               order_id, "--count", "1", "--operator", "x"],
                               env=env)
-        assert no_board.exit_code == 2 and "--port or --probe" in no_board.output
+        assert no_board.exit_code == 2
+        assert "--port or --probe" in no_board.output

@@ -17,6 +17,7 @@ from station_fixtures import (
 )
 
 from provisioner.demo import virtual_boards
+from provisioner.sim.swd_probe import ENV_VAR
 from provisioner.site import catalogue
 from provisioner.station.commands import PIN_ENV, STATION_PASSPHRASE_ENV
 from provisioner.station.config import StationPaths
@@ -35,7 +36,8 @@ NO_GRANT_AFTER = {AttemptState.detected}
 
 
 def _station(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provisioner.cli", "station", *args],
+    command = [sys.executable, "-c", "from provisioner.cli import main; main()", "station"]
+    return subprocess.run([*command, *args],
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -46,20 +48,23 @@ def test_kill_at_every_state_then_recover(tmp_path: Path) -> None:
         order_id = site.add_order(len(CRASH_STATES) + 1)
         env = {**os.environ, STATION_PASSPHRASE_ENV: STATION_PASSPHRASE, PIN_ENV: site.pin}
         common = ["--data-dir", str(station_dir)]
-        with virtual_boards(len(CRASH_STATES) + 1) as boards:
+        # SWD boards keep their flash in files, so they outlive the killed station process.
+        swd_dir = tmp_path / "swd"
+        with virtual_boards(0, swd_count=len(CRASH_STATES) + 1, swd_dir=swd_dir) as boards:
+            env[ENV_VAR] = str(swd_dir)
             for state, board in zip(CRASH_STATES, boards, strict=False):
                 crashed = _station(
-                    ["run", *common, "--order", order_id, "--count", "1", "--port",
+                    ["run", *common, "--order", order_id, "--count", "1", "--probe",
                      board.location, "--operator", site.operator_id],
                     {**env, CRASH_ENV: state.value},
                 )
                 assert crashed.returncode == -signal.SIGKILL, (state, crashed.stderr)
-                recovered = _station(["recover", *common, "--port", board.location,
+                recovered = _station(["recover", *common, "--probe", board.location,
                                       "--operator", site.operator_id], env)
                 assert recovered.returncode == 0, (state, recovered.stdout, recovered.stderr)
             # after all the crashes a clean run still works and takes a fresh index
             last = boards[-1]
-            clean = _station(["run", *common, "--order", order_id, "--count", "1", "--port",
+            clean = _station(["run", *common, "--order", order_id, "--count", "1", "--probe",
                               last.location, "--operator", site.operator_id], env)
             assert clean.returncode == 0, clean.stdout + clean.stderr
 

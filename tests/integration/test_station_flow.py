@@ -47,7 +47,8 @@ def test_boards_get_their_own_id_and_the_sites_key(site: DemoSite, runner: Stati
         devices = site_devices(site, order_id)
         for board, result in zip(boards, results, strict=True):
             device = devices[board.chip_uid.hex()]
-            assert result.device_id == device.device_id and device.status == "programmed"
+            assert result.device_id == device.device_id
+            assert device.status == "programmed"
             assert_board_matches_site(board, device)
     assert catalogue.show_order(site.server.context, order_id).produced == len(boards)
     states = [e.state for e in events if isinstance(e, BoardUpdate)
@@ -70,7 +71,8 @@ def test_gang_with_a_flash_fault_isolates_the_failure(site: DemoSite, runner: St
         assert (summary.passed, summary.failed) == (3, 1), lines
         failed = next(r for r in summary.results if not r.passed)
         assert failed.location == boards[2].location
-        assert failed.state is AttemptState.failed and failed.code == "bootloader_nack"
+        assert failed.state is AttemptState.failed
+        assert failed.code == "bootloader_nack"
         devices = site_devices(site, order_id)
         for board in (boards[0], boards[1], boards[3]):
             assert_board_matches_site(board, devices[board.chip_uid.hex()])

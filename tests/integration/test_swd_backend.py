@@ -30,9 +30,14 @@ UID = bytes.fromhex("34ff6e063052323830461543")
 FLASH = 0x08000000
 
 
-@pytest.fixture(scope="module", params=["stm32f103c8", "stm32f411ce"])
+@pytest.fixture
 def profile(request: pytest.FixtureRequest) -> Profile:
-    return load_profile(request.param)
+    """The STM32F103C8 unless a test asks for every emulated family."""
+    return load_profile(getattr(request, "param", "stm32f103c8"))
+
+
+EVERY_FAMILY = pytest.mark.parametrize(
+    "profile", ["stm32f103c8", "stm32f411ce", "stm32l432kc"], indirect=True)
 
 
 @pytest.fixture
@@ -79,6 +84,7 @@ def test_uid_and_capabilities(backend: SwdBackend) -> None:
     assert backend.capabilities.readout_protection_levels == (0, 1)
 
 
+@EVERY_FAMILY
 def test_fixture_image_reads_back_identical_and_persists(board_dir: Path,
                                                          profile: Profile) -> None:
     events: list[ProgressEvent] = []
@@ -100,7 +106,9 @@ def test_fixture_image_reads_back_identical_and_persists(board_dir: Path,
         assert stored[segment.start - FLASH:segment.end - FLASH] == segment.data
 
 
-def test_two_segments_with_a_gap_leave_the_gap_erased(backend: SwdBackend) -> None:
+@EVERY_FAMILY
+def test_two_segments_with_a_gap_leave_the_gap_erased(backend: SwdBackend,
+                                                      profile: Profile) -> None:
     segments = image_segments()
     backend.erase(None)
     backend.program(segments)
@@ -108,6 +116,7 @@ def test_two_segments_with_a_gap_leave_the_gap_erased(backend: SwdBackend) -> No
     assert backend.read(FLASH + 0x6000, 0x1000) == b"\xff" * 0x1000
 
 
+@EVERY_FAMILY
 def test_verify_names_the_first_flipped_byte(board_dir: Path, profile: Profile) -> None:
     segments = fixture_segments(profile)
     with connected(profile) as backend:
@@ -127,6 +136,7 @@ def test_verify_names_the_first_flipped_byte(board_dir: Path, profile: Profile) 
     assert "0x08003123" in str(caught.value)
 
 
+@EVERY_FAMILY
 def test_sector_erase_touches_only_covered_sectors(backend: SwdBackend,
                                                     profile: Profile) -> None:
     image = bytearray(b"\xff" * 0xB000)
@@ -134,12 +144,13 @@ def test_sector_erase_touches_only_covered_sectors(backend: SwdBackend,
         image[segment.start - FLASH:segment.end - FLASH] = segment.data
     backend.erase(None)
     backend.program(image_segments())
-    start, size = profile.flash.sectors[1]  # 1 KiB page on the F1, 16 KiB sector on the F4
+    start, size = profile.flash.sectors[1]  # 1 KiB page (F1), 16 KiB sector (F4), 2 KiB page (L4)
     backend.erase([(start + 1, start + 2)])
     image[start - FLASH:start - FLASH + size] = b"\xff" * size
     assert backend.read(FLASH, len(image)) == image
 
 
+@EVERY_FAMILY
 def test_protect_refuses_reads_and_unprotect_mass_erases(board_dir: Path,
                                                           profile: Profile) -> None:
     with connected(profile) as backend:
@@ -159,6 +170,7 @@ def test_protect_refuses_reads_and_unprotect_mass_erases(board_dir: Path,
     assert flash_file(board_dir) == b"\xff" * profile.flash.size_bytes
 
 
+@EVERY_FAMILY
 def test_out_of_range_is_refused_before_touching_the_chip(backend: SwdBackend,
                                                            profile: Profile) -> None:
     with pytest.raises(AddressOutOfRange):
@@ -208,6 +220,7 @@ def test_dead_link_fails_open_with_a_specific_error(board_dir: Path, profile: Pr
         assert backend.read_uid() == UID
 
 
+@EVERY_FAMILY
 def test_link_lost_mid_program_then_next_run_recovers(board_dir: Path, profile: Profile) -> None:
     segments = image_segments()
     set_faults(board_dir, PROBE, BoardFaults(stall_after_transfers=6000))
@@ -243,17 +256,18 @@ def test_listing_needs_the_explicit_setting(board_dir: Path,
     assert not register_with_pyocd()
 
 
+@EVERY_FAMILY
 def test_power_loss_leaves_a_partly_written_page_and_next_run_recovers(
         board_dir: Path, profile: Profile) -> None:
     segments = image_segments()
-    set_faults(board_dir, PROBE, BoardFaults(power_loss_after_bytes=0x1234))
+    set_faults(board_dir, PROBE, BoardFaults(power_loss_after_bytes=0x1238))
     with connected(profile) as backend:
         backend.erase(None)
         with pytest.raises(LinkTimeout, match="no SWD ACK"):
             backend.program(segments)
     flash = flash_file(board_dir)
-    assert flash[:0x1234] == segments[0].data[:0x1234]  # written up to the moment power failed
-    assert flash[0x1234:0x1400] == b"\xff" * (0x1400 - 0x1234)  # rest of that page never written
+    assert flash[:0x1238] == segments[0].data[:0x1238]  # written up to the moment power failed
+    assert flash[0x1238:0x1400] == b"\xff" * (0x1400 - 0x1238)  # rest of that page never written
     with connected(profile) as backend:  # power is back: the fault was one-shot
         backend.erase(None)
         backend.program(segments)

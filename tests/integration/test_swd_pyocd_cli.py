@@ -31,7 +31,7 @@ def pyocd(*args: str, directory: Path | None) -> subprocess.CompletedProcess[str
                           timeout=60, check=False)
 
 
-@pytest.fixture(params=["stm32f103c8", "stm32f411ce"])
+@pytest.fixture(params=["stm32f103c8", "stm32f411ce", "stm32l432kc"])
 def profile_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -43,7 +43,9 @@ def board_dir(tmp_path: Path, profile_name: str) -> Path:
     return boards
 
 
-def test_pyocd_list_shows_virtual_probe_only_when_enabled(board_dir: Path) -> None:
+def test_pyocd_list_shows_virtual_probe_only_when_enabled(tmp_path: Path) -> None:
+    board_dir = tmp_path / "boards"
+    create_virtual_board(board_dir, PROBE, "stm32f103c8", UID)
     listed = pyocd("list", directory=board_dir)
     assert listed.returncode == 0, listed.stderr
     assert PROBE in listed.stdout

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hex_generator import load, parse_ihex
 from hex_generator import cli as hex_cli
+from hex_generator import load, parse_ihex
 from hw_profiles import cli as profiles_cli
 from hw_profiles import load_profile
 
@@ -60,18 +60,30 @@ def test_patch_without_profiles_explains(
     assert "needs hardware profiles" in capsys.readouterr().err
 
 
+def patch_args(profile: str, key_hex: str) -> list[str]:
+    return [
+        "patch",
+        str(TEMPLATE),
+        "--profile",
+        profile,
+        "--device-id",
+        "1",
+        "--key-hex",
+        key_hex,
+        "-o",
+        "x",
+    ]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["info", str(BAD)], f"{BAD}:3: checksum 0x00, expected 0x68"),
-        (["patch", str(TEMPLATE), "--profile", "nope", "--device-id", "1", "--key-hex", "00", "-o", "x"],
-         "no profile named 'nope'"),
-        (["patch", str(TEMPLATE), "--profile", "stm32f103c8", "--device-id", "1", "--key-hex", "0g",
-          "-o", "x"], "--key-hex is not"),
-        (["patch", str(TEMPLATE), "--profile", "stm32f103c8", "--device-id", "1", "--key-hex", "00",
-          "-o", "x"], "zone 'key': key is 1 bytes"),
+        (patch_args("nope", "00"), "no profile named 'nope'"),
+        (patch_args("stm32f103c8", "0g"), "--key-hex is not"),
+        (patch_args("stm32f103c8", "00"), "zone 'key': key is 1 bytes"),
     ],
-)  # fmt: skip
+)
 def test_errors_are_one_line_and_debug_adds_traceback(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

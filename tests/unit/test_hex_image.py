@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hex_generator import HexError, Image, OverlapError, Segment, StartAddress
+
+BACKING = bytes((i * 37 + 11) % 251 for i in range(400))
 
 
 def image_of(*runs: tuple[int, bytes]) -> Image:
@@ -129,3 +133,21 @@ def test_segment_end() -> None:
 def test_addresses_past_4_gib_are_refused() -> None:
     with pytest.raises(HexError, match="2\\*\\*32"):
         Image().add(0xFFFFFFFF, b"\x00\x00")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.binary(min_size=1, max_size=40)), max_size=12))
+def test_add_matches_a_byte_map_model(runs: list[tuple[int, bytes]]) -> None:
+    image = Image()
+    model: dict[int, int] = {}
+    for address, data in runs:
+        data = BACKING[address : address + len(data)]  # consistent bytes: overlaps are identical
+        image.add(address, data)
+        model.update((address + i, b) for i, b in enumerate(data))
+    assert image.size_bytes == len(model)
+    for start, end in image.ranges():
+        assert image.read(start, end - start) == bytes(model[a] for a in range(start, end))
+        assert start - 1 not in model
+        assert end not in model
+    starts = [s for s, _ in image.ranges()]
+    assert starts == sorted(starts)

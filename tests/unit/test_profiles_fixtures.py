@@ -17,7 +17,8 @@ FIXTURES = Path(__file__).parents[2] / "fixtures"
 
 def generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

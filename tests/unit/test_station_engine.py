@@ -60,10 +60,13 @@ def test_happy_path_walks_the_main_chain_and_keeps_facts() -> None:
         attempt = advance(attempt, FULL[kind])
         seen.append(attempt.state)
     assert seen == MAIN_CHAIN
-    assert (attempt.chip_uid, attempt.device_id, attempt.drbg_index) == ("00112233aabbccdd", 1001, 7)
+    assert attempt.chip_uid == "00112233aabbccdd"
+    assert (attempt.device_id, attempt.drbg_index) == (1001, 7)
     assert attempt.needs_report
     closed = advance(attempt, FULL[EventKind.acknowledged])
-    assert closed.closed and not closed.needs_report and closed.state is AttemptState.reported
+    assert closed.closed
+    assert not closed.needs_report
+    assert closed.state is AttemptState.reported
 
 
 def test_protection_is_optional_between_verified_and_reported() -> None:
@@ -128,4 +131,5 @@ def test_any_event_path_follows_the_table(kinds: list[EventKind]) -> None:
             assert MAIN_CHAIN.index(attempt.state) >= MAIN_CHAIN.index(before.state)
         # once closed, it stays closed and its state never changes again
         if before.closed:
-            assert attempt.closed and attempt.state is before.state
+            assert attempt.closed
+            assert attempt.state is before.state

@@ -42,7 +42,8 @@ def test_latest_snapshot_and_history_survive_reopen(tmp_path: Path) -> None:
     reopened = Journal(path)
     latest = reopened.latest()
     assert [a.attempt_id for a in latest] == ["a1", "a2"]
-    assert latest[0].state is AttemptState.granted and latest[0].device_id == 77
+    assert latest[0].state is AttemptState.granted
+    assert latest[0].device_id == 77
     assert latest[1].code == "quota_exhausted"
     assert [a.attempt_id for a in reopened.open_attempts()] == ["a1"]
     assert reopened.history("a1") == [AttemptState.detected, AttemptState.uid_read,

@@ -79,7 +79,8 @@ def test_idempotent_calls_retry_with_the_same_body(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(SiteUnreachable, match="ReadTimeout"):
         _client(httpx.MockTransport(handler), retries=2).request_grant("o-1", GRANT)
-    assert len(bodies) == 3 and len(set(bodies)) == 1
+    assert len(bodies) == 3
+    assert len(set(bodies)) == 1
     assert json.loads(bodies[0])["request_id"] == "req-0001"
 
 

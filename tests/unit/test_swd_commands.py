@@ -42,7 +42,7 @@ def test_random_uid_has_the_profile_size_and_existing_board_is_kept(tmp_path: Pa
     (["--chip-uid", "0011"], "chip UID has 2 bytes"),
     (["--chip-uid", "zz"], "non-hexadecimal"),
     (["--probe-uid", "../evil"], "probe UID"),
-    (["--profile", "stm32l432kc"], "STM32L432KC is not emulated"),
+    (["--profile", "nrf52840"], "NRF52840 is not emulated"),
     (["--profile", "no-such-board"], "no-such-board"),
 ])
 def test_bad_input_is_a_clean_error(tmp_path: Path, extra: list[str], message: str) -> None:

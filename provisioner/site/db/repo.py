@@ -45,11 +45,12 @@ def allowed_stations(session: Session, order_id: str) -> frozenset[str]:
     return frozenset(rows)
 
 
-def find_chip(session: Session, chip_uid: str) -> Device | None:
-    """Return the device row of a chip, read fresh."""
-    return session.scalars(
-        select(Device).where(Device.chip_uid == chip_uid).execution_options(populate_existing=True)
-    ).first()
+def find_chip(session: Session, chip_uid: str, *, lock: bool = False) -> Device | None:
+    """Return the device row of a chip, read fresh (row-locked when ``lock``)."""
+    query = select(Device).where(Device.chip_uid == chip_uid)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query.execution_options(populate_existing=True)).first()
 
 
 def find_grant_by_request(session: Session, station_id: str, request_id: str) -> Grant | None:
@@ -120,12 +121,12 @@ def append_audit(
     head = session.get(AuditHead, AUDIT_HEAD_ID, with_for_update=True, populate_existing=True)
     if head is None:
         raise AuditError("audit head row is missing (database not migrated?)")
-    prev = None
-    if head.seq > 0:
-        prev_row = session.get(AuditRow, head.seq)
-        if prev_row is None or prev_row.hash != head.hash:
-            raise AuditError(f"audit head points at seq {head.seq}, which is missing or changed")
-        prev = _entry(prev_row)
+    # build_entry links on the previous entry's seq and hash only, and the head row carries
+    # both, so the previous row is not read (one round trip less inside the global lock).
+    prev = None if head.seq == 0 else AuditEntry(
+        seq=head.seq, time="", actor="", event="", data={}, prev_hash="", hash=head.hash,
+        key_id="", signature="",
+    )
     entry = build_entry(prev=prev, time=now, actor=actor, event=event, data=data, signer=signer)
     session.add(
         AuditRow(

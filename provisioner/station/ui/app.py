@@ -1,0 +1,342 @@
+"""The Textual station app: composes the screens and routes messages to the runner's workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from provisioner import wire
+from provisioner.errors import ProvisionerError, SiteUnreachable
+from provisioner.flash.backend import FlashBackend
+from provisioner.station.events import BoardFinished, Listener, ignore_events
+from provisioner.station.headless import MAX_PARALLEL_BOARDS
+from provisioner.station.ui import board_view, wording
+from provisioner.station.ui.board_view import BoardView, Verdict
+from provisioner.station.ui.listener import BoardListener
+from provisioner.station.ui.messages import (
+    BoardChanged,
+    BoardCrashed,
+    BoardDone,
+    BoardProgressed,
+    OrderChosen,
+    OrdersLoaded,
+    OrdersRequested,
+    QuitRequested,
+    RetryRequested,
+    SignedIn,
+    SignInFailed,
+    SignInSubmitted,
+    SiteTrouble,
+    StartRequested,
+)
+from provisioner.station.ui.screens.bench import BenchScreen
+from provisioner.station.ui.screens.orders import OrdersScreen
+from provisioner.station.ui.screens.signin import SignInScreen
+from provisioner.station.ui.widgets.banner import Alert
+from provisioner.station.ui.widgets.event_log import LogEntry, LogLevel
+
+BackendFactory = Callable[[], FlashBackend]
+BOARD_GROUP = "boards"
+
+
+class Runner(Protocol):
+    """The part of ``StationRunner`` the UI calls (all of it may block: call from workers)."""
+
+    def sign_in(self, operator_id: str, pin: str) -> None: ...
+
+    def list_orders(self) -> list[wire.OrderSummary]: ...
+
+    def provision_board(self, order_id: str, location: str, backend: FlashBackend,
+                        listener: Listener) -> BoardFinished: ...
+
+    def recover(self, attached: Mapping[str, FlashBackend], listener: Listener
+                ) -> list[BoardFinished]: ...
+
+
+class StationApp(App[int]):
+    """Sign-in → order picker → bench; one thread worker per board (at most 8 at once).
+
+    ``boards`` maps each location (port or probe) to a factory building its backend.
+    ``clock`` stamps log lines and ``cursor_blink`` may be switched off for snapshots.
+    The app's return code is 0 when the last attempt at every location passed.
+    """
+
+    CSS_PATH = "station.tcss"
+    TITLE = "Provisioning station"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit")]
+
+    def __init__(self, runner: Runner, boards: Mapping[str, BackendFactory], *,
+                 clock: Callable[[], datetime] = datetime.now, cursor_blink: bool = True) -> None:
+        super().__init__()
+        self._runner = runner
+        self._boards = dict(boards)
+        self._clock = clock
+        self._cursor_blink = cursor_blink
+        self._views = {location: BoardView(location) for location in self._boards}
+        self._running: set[str] = set()
+        self._workers: dict[Worker[None], str] = {}
+        self._backlog: list[LogEntry] = []
+        self._order: wire.OrderSummary | None = None
+        self._order_ended: str | None = None
+        self._site_down = False
+        self._quitting = False
+
+    # --- screens -------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        """Start at the sign-in screen."""
+        self.push_screen(SignInScreen(cursor_blink=self._cursor_blink))
+
+    @property
+    def bench(self) -> BenchScreen | None:
+        """The bench screen when it is showing."""
+        return self.screen if isinstance(self.screen, BenchScreen) else None
+
+    def on_sign_in_submitted(self, message: SignInSubmitted) -> None:
+        """Ask the site in a worker."""
+        self._sign_in(message.operator_id, message.pin)
+
+    def on_sign_in_failed(self, message: SignInFailed) -> None:
+        """Tell the operator why."""
+        if isinstance(self.screen, SignInScreen):
+            self.screen.error = message.reason
+
+    def on_signed_in(self, message: SignedIn) -> None:
+        """Show the orders; note attempts settled from the last session."""
+        self.sub_title = f"operator {message.operator_id}"
+        for result in message.recovered:
+            verdict = "PASS" if result.passed else "FAIL"
+            self._log(f"recovered {result.location}: {verdict} {result.state} "
+                      f"{result.code or ''}".rstrip(), "pass" if result.passed else "warning")
+        self.switch_screen(OrdersScreen(message.orders))
+
+    def on_order_chosen(self, message: OrderChosen) -> None:
+        """Open the bench for the chosen order."""
+        self._order = message.order
+        self._order_ended = None if message.order.remaining > 0 else "quota_exhausted"
+        self._views = {location: BoardView(location) for location in self._boards}
+        self._log(f"producing order {message.order.order_id} "
+                  f"({message.order.remaining} remaining)")
+        self.push_screen(BenchScreen(message.order, self._views.values(), self._backlog))
+        self._refresh_banner()
+
+    def on_orders_requested(self, message: OrdersRequested) -> None:
+        """Refresh the order counts; from the bench, go back to the picker when idle."""
+        if self.bench is not None:
+            if self._running:
+                self._log(f"wait for {len(self._running)} board(s) to finish", "warning")
+                return
+            self.pop_screen()
+        self._load_orders()
+
+    def on_orders_loaded(self, message: OrdersLoaded) -> None:
+        """Route fresh counts to the picker and the bench."""
+        self._site_down = False
+        if isinstance(self.screen, OrdersScreen):
+            self.screen.show_orders(message.orders)
+        current = next((o for o in message.orders if self._order is not None
+                        and o.order_id == self._order.order_id), None)
+        if current is not None:
+            self._order = current
+            if current.remaining <= 0 and self._order_ended is None:
+                self._order_ended = "quota_exhausted"
+            if self.bench is not None:
+                self.bench.show_order(current)
+        self._refresh_banner()
+
+    def on_site_trouble(self, message: SiteTrouble) -> None:
+        """Show a site problem on the current screen."""
+        self._site_down = self._site_down or message.unreachable
+        if isinstance(self.screen, OrdersScreen):
+            self.screen.alert(Alert("error", message.reason))
+        else:
+            self._log(message.reason, "warning")
+            self._refresh_banner()
+
+    # --- boards --------------------------------------------------------------------------
+
+    def on_start_requested(self, message: StartRequested) -> None:
+        """Start every ready board, up to the parallel limit."""
+        if self._quitting or self._order is None:
+            return
+        ready = [loc for loc, view in self._views.items()
+                 if view.is_startable and loc not in self._running]
+        if not ready:
+            self._log("no board is ready: press r to retry a failed one", "warning")
+            return
+        for location in ready[: MAX_PARALLEL_BOARDS - len(self._running)]:
+            self._start(location)
+
+    def on_retry_requested(self, message: RetryRequested) -> None:
+        """Start the highlighted failed board, else the first failed one."""
+        if self._quitting or self._order is None:
+            return
+        failed = [loc for loc, view in self._views.items()
+                  if view.verdict is Verdict.failed and loc not in self._running]
+        if not failed:
+            self._log("no failed board to retry", "warning")
+            return
+        if len(self._running) >= MAX_PARALLEL_BOARDS:
+            self._log(f"{MAX_PARALLEL_BOARDS} boards already running", "warning")
+            return
+        self._start(message.location if message.location in failed else failed[0])
+
+    def _start(self, location: str) -> None:
+        assert self._order is not None
+        self._running.add(location)
+        self._show(board_view.starting(self._views[location]))
+        self._workers[self._provision(self._order.order_id, location)] = location
+
+    def on_board_changed(self, message: BoardChanged) -> None:
+        """A board moved to a new state."""
+        update = message.update
+        self._show(board_view.fold(self._views[update.location], update))
+        self._log(f"{update.location}: {update.message}")
+
+    def on_board_progressed(self, message: BoardProgressed) -> None:
+        """Move a board's progress bar."""
+        progress = message.progress
+        self._show(board_view.fold(self._views[progress.location], progress))
+
+    def on_board_done(self, message: BoardDone) -> None:
+        """Show PASS/FAIL, raise the banner a refusal calls for, refresh the counts."""
+        result = message.result
+        self._show(board_view.fold(self._views[result.location], result))
+        if result.passed:
+            self._site_down = False
+            self._log(f"PASS {result.location}: device ID {result.device_id}", "pass")
+        else:
+            self._log(f"FAIL {result.location}: {result.code or result.state} "
+                      f"{result.detail}", "fail")
+            if result.code == wording.SITE_UNREACHABLE_CODE:
+                self._site_down = True
+            elif result.code in wording.ORDER_ENDED_CODES:
+                self._order_ended = result.code
+        self._refresh_banner()
+        self._load_orders()
+
+    def on_board_crashed(self, message: BoardCrashed) -> None:
+        """A worker failed before the runner took the board."""
+        self._show(board_view.crashed(self._views[message.location], message.reason))
+        self._log(f"FAIL {message.location}: {message.reason}", "fail")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Forget finished board workers; quit when the last one ends while quitting."""
+        worker = event.worker
+        if worker.group != BOARD_GROUP or not worker.is_finished:
+            return
+        location = self._workers.pop(worker, None)  # type: ignore[arg-type]
+        if location is None:
+            return
+        self._running.discard(location)
+        if event.state is WorkerState.ERROR:
+            self.on_board_crashed(BoardCrashed(location, f"station error: {worker.error}"))
+        if self._quitting and not self._running:
+            self.exit(self.exit_code, return_code=self.exit_code)
+        self._refresh_banner()
+
+    # --- quitting ------------------------------------------------------------------------
+
+    def on_quit_requested(self, message: QuitRequested | None = None) -> None:
+        """Quit now, or after the boards in flight finish."""
+        if not self._running:
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        self._quitting = True
+        self._log(f"quitting after {len(self._running)} board(s) finish", "warning")
+        self._refresh_banner()
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q quits safely too."""
+        self.on_quit_requested()
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the last attempt at every location passed (or none ran), else 1."""
+        return int(any(view.verdict is Verdict.failed for view in self._views.values()))
+
+    # --- workers (threads: the runner blocks) --------------------------------------------
+
+    @work(thread=True, group="site", exclusive=True, exit_on_error=False)
+    def _sign_in(self, operator_id: str, pin: str) -> None:
+        try:
+            self._runner.sign_in(operator_id, pin)
+        except ProvisionerError as exc:
+            self.post_message(SignInFailed(wording.sign_in_error(exc)))
+            return
+        try:
+            recovered = self._runner.recover(self._attached(), ignore_events)
+            orders = self._runner.list_orders()
+        except ProvisionerError as exc:
+            self.post_message(SignInFailed(wording.site_trouble(exc)))
+            return
+        self.post_message(SignedIn(operator_id, orders, recovered))
+
+    @work(thread=True, group="site", exclusive=True, exit_on_error=False)
+    def _load_orders(self) -> None:
+        try:
+            orders = self._runner.list_orders()
+        except ProvisionerError as exc:
+            self.post_message(SiteTrouble(wording.site_trouble(exc),
+                                          unreachable=isinstance(exc, SiteUnreachable)))
+            return
+        self.post_message(OrdersLoaded(orders))
+
+    @work(thread=True, group=BOARD_GROUP, exit_on_error=False)
+    def _provision(self, order_id: str, location: str) -> None:
+        try:
+            backend = self._boards[location]()
+        except (ProvisionerError, OSError, ValueError) as exc:
+            self.post_message(BoardCrashed(location, f"cannot reach the board: {exc}"))
+            return
+        self._runner.provision_board(order_id, location, backend, BoardListener(self))
+
+    def _attached(self) -> dict[str, FlashBackend]:
+        attached: dict[str, FlashBackend] = {}
+        for location, factory in self._boards.items():
+            try:
+                attached[location] = factory()
+            except (ProvisionerError, OSError, ValueError) as exc:
+                self.post_message(BoardCrashed(location, f"cannot reach the board: {exc}"))
+        return attached
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _show(self, view: BoardView) -> None:
+        self._views[view.location] = view
+        if self.bench is not None:
+            self.bench.show_board(view)
+
+    def _log(self, text: str, level: LogLevel = "info") -> None:
+        entry = LogEntry(self._clock(), text, level)
+        self._backlog.append(entry)
+        if self.bench is not None:
+            self.bench.log_entry(entry)
+
+    def _refresh_banner(self) -> None:
+        if self.bench is None:
+            return
+        alert: Alert | None = None
+        if self._quitting and self._running:
+            alert = wording.finishing_alert(len(self._running))
+        elif self._site_down:
+            alert = wording.site_unreachable_alert()
+        elif self._order_ended is not None and self._order is not None:
+            alert = wording.exhausted_alert(self._order.order_id, self._order_ended)
+        elif not self._boards:
+            alert = Alert("warning", "No board attached: start the station with --port/--probe.")
+        self.bench.alert(alert)
+
+
+def run_ui(runner: Runner, boards: Mapping[str, BackendFactory]) -> int:
+    """Run the operator UI until the operator quits; return the app's exit code."""
+    app = StationApp(runner, boards)
+    app.run()
+    return app.return_code or 0

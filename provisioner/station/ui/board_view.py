@@ -1,0 +1,80 @@
+"""What the bench shows for one board location, folded from the runner's event stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from provisioner.flash.backend import Operation
+from provisioner.station.events import BoardFinished, BoardProgress, BoardUpdate, StationEvent
+
+
+class Verdict(StrEnum):
+    """Where a location stands between attempts."""
+
+    idle = "idle"
+    running = "running"
+    passed = "passed"
+    failed = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class BoardView:
+    """One bench row: the latest facts about the board at ``location``."""
+
+    location: str
+    verdict: Verdict = Verdict.idle
+    state: str = "idle"
+    chip_uid: str | None = None
+    device_id: int | None = None
+    operation: Operation | None = None
+    done_bytes: int = 0
+    total_bytes: int = 0
+    code: str | None = None
+    detail: str = ""
+
+    @property
+    def percent(self) -> int:
+        """Progress of the current operation, 0..100."""
+        if self.total_bytes <= 0:
+            return 0
+        return min(100, self.done_bytes * 100 // self.total_bytes)
+
+    @property
+    def is_startable(self) -> bool:
+        """Enter may start this location: nothing runs there and it did not just fail."""
+        return self.verdict in (Verdict.idle, Verdict.passed)
+
+
+def starting(view: BoardView) -> BoardView:
+    """Return the row of a location whose worker was just started."""
+    return BoardView(view.location, verdict=Verdict.running, state="starting")
+
+
+def crashed(view: BoardView, reason: str) -> BoardView:
+    """Return the row of a location whose worker could not reach the runner."""
+    return replace(view, verdict=Verdict.failed, state="failed", operation=None,
+                   code="station_error", detail=reason)
+
+
+def fold(view: BoardView, event: StationEvent) -> BoardView:
+    """Apply one runner event to the row it concerns."""
+    if isinstance(event, BoardProgress):
+        progress = event.event
+        return replace(view, operation=progress.operation, done_bytes=progress.done_bytes,
+                       total_bytes=progress.total_bytes)
+    if isinstance(event, BoardUpdate):
+        return replace(view, verdict=Verdict.running, state=event.state.value,
+                       chip_uid=event.chip_uid or view.chip_uid,
+                       device_id=event.device_id if event.device_id is not None
+                       else view.device_id)
+    return _finished(view, event)
+
+
+def _finished(view: BoardView, result: BoardFinished) -> BoardView:
+    verdict = Verdict.passed if result.passed else Verdict.failed
+    return replace(view, verdict=verdict, state=result.state.value,
+                   chip_uid=result.chip_uid or view.chip_uid,
+                   device_id=result.device_id if result.device_id is not None else view.device_id,
+                   operation=None if not result.passed else view.operation,
+                   code=result.code, detail=result.detail)
