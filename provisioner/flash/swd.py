@@ -76,9 +76,17 @@ class SwdBackend:
         return self._session.target
 
     @contextmanager
-    def _edge(self, operation: str, address: int | None = None) -> Iterator[None]:
+    def _edge(self, operation: str, address: int | None = None, *,
+              memory: bool = False) -> Iterator[None]:
+        """Translate pyOCD errors; for ``memory`` operations a fault or a failed flash
+        algorithm on a readout-protected chip becomes ``ReadoutProtected``."""
         try:
             yield
+        except (pe.TransferFaultError, pe.FlashFailure) as exc:
+            self._link_ok = False
+            if memory and self.is_readout_protected():
+                raise ReadoutProtected(operation) from exc
+            raise translate(exc, operation, address) from exc
         except pe.Error as exc:
             self._link_ok = False
             raise translate(exc, operation, address) from exc
@@ -125,16 +133,8 @@ class SwdBackend:
         return bytes(out)
 
     def _read_chunk(self, address: int, size: int, operation: str) -> bytes:
-        try:
+        with self._edge(operation, address, memory=True):
             return bytes(self._target.read_memory_block8(address, size))
-        except pe.TransferFaultError as exc:
-            self._link_ok = False
-            if self.is_readout_protected():
-                raise ReadoutProtected(operation) from exc
-            raise translate(exc, operation, address) from exc
-        except pe.Error as exc:
-            self._link_ok = False
-            raise translate(exc, operation, address) from exc
 
     def is_readout_protected(self) -> bool:
         """Whether the chip reports readout protection active in its own registers."""
@@ -142,6 +142,11 @@ class SwdBackend:
             if self._family == "nrf52":
                 return bool(self._target.is_locked())
             return readout_protected(self._target, self._family)
+
+    def _refuse_if_protected(self, operation: str) -> None:
+        """Debug-connected flash writes are refused (or silently dropped) under RDP level 1."""
+        if self.is_readout_protected():
+            raise ReadoutProtected(operation)
 
     def _flash(self, address: int) -> Any:
         region = self._target.memory_map.get_region_for_address(address)
@@ -153,9 +158,10 @@ class SwdBackend:
               progress: ProgressCallback = no_progress) -> None:
         """Erase the sectors covering each half-open range, or the whole chip for ``None``."""
         geometry = self._profile.flash
+        self._refuse_if_protected("erase")
         if ranges is None:
             flash = self._flash(geometry.base)
-            with self._edge("mass erase", geometry.base):
+            with self._edge("mass erase", geometry.base, memory=True):
                 flash.init(flash.Operation.ERASE)
                 flash.erase_all()
                 flash.cleanup()
@@ -165,10 +171,10 @@ class SwdBackend:
         total = sum(size for _, size in sectors)
         done = 0
         flash = self._flash(geometry.base)
-        with self._edge("erase"):
+        with self._edge("erase", memory=True):
             flash.init(flash.Operation.ERASE)
             for start, size in sectors:
-                with self._edge("erase", start):
+                with self._edge("erase", start, memory=True):
                     flash.erase_sector(start)
                 done += size
                 progress(ProgressEvent(Operation.erase, done, total))
@@ -189,17 +195,18 @@ class SwdBackend:
         total = sum(len(segment.data) for segment in items)
         if not items:
             return
+        self._refuse_if_protected("program")
         flash = self._flash(items[0].start)
         page_size = flash.get_page_info(items[0].start).size
         pages = list(_page_chunks(items, page_size, flash.min_program_length))
         timeout_s = self._session.options.get("flash.timeout.program")
         buffers = 2 if flash.is_double_buffering_supported else 1
         done = 0
-        with self._edge("program", items[0].start):
+        with self._edge("program", items[0].start, memory=True):
             flash.init(flash.Operation.PROGRAM)
             flash.load_page_buffer(0, *pages[0])
             for index, (address, chunk) in enumerate(pages):
-                with self._edge("program", address):
+                with self._edge("program", address, memory=True):
                     flash.start_program_page_with_buffer(index % buffers, address)
                     if buffers == 2 and index + 1 < len(pages):  # load the next page meanwhile
                         flash.load_page_buffer((index + 1) % 2, *pages[index + 1])

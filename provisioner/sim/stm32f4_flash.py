@@ -129,6 +129,9 @@ class Stm32F4Flash:
                 self._optcr &= ~OPTCR_OPTLOCK
 
     def _erase(self) -> None:
+        if self.readout_protected:  # RDP level 1 with a debugger attached (RM0090 §3.7.3)
+            self._sr |= SR_WRPERR
+            return
         if self._cr & CR_MER:
             self.memory[:] = b"\xff" * self.size_bytes
         elif self._cr & CR_SER:
@@ -163,6 +166,9 @@ class Stm32F4Flash:
             return
         if offset % size:
             self._sr |= SR_PGAERR
+            return
+        if self.readout_protected:
+            self._sr |= SR_WRPERR
             return
         if not self.power.consume(size):
             return

@@ -124,6 +124,9 @@ class Stm32L4Flash:
             self._system_reset()  # option byte loading resets the chip (RM0394 §3.4.2)
 
     def _erase(self) -> None:
+        if self.readout_protected:  # RDP level 1 with a debugger attached (RM0394 §3.5.1)
+            self._sr |= SR_WRPERR
+            return
         if self._cr & CR_MER1:
             self.memory[:] = b"\xff" * self.size_bytes
         elif self._cr & CR_PER:
@@ -167,6 +170,9 @@ class Stm32L4Flash:
         current = int.from_bytes(self.memory[first_offset:first_offset + 8], "little")
         if current != (1 << 64) - 1 and double != 0:
             self._sr |= SR_PROGERR
+            return
+        if self.readout_protected:
+            self._sr |= SR_WRPERR
             return
         if not self.power.consume(8):
             return

@@ -1,4 +1,4 @@
-"""A virtual STM32F1 SWD board: the chip assembled, and state files that outlive a process."""
+"""A virtual STM32 F1/F4/L4 SWD board: the chip assembled, state files that outlive a process."""
 
 from __future__ import annotations
 

@@ -129,10 +129,6 @@ class SiteContext:
     clock: Clock
     keystreams: KeyStreams
     firmware: FirmwareCache
-    # One write transaction at a time per process: a thread holding the order's row lock is
-    # never starved of the GIL by CPU-bound siblings (the convoy that made p99 explode).
-    # Several processes (uvicorn workers, replicas) still race, and the database decides.
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def close(self) -> None:
         """Dispose of the engine and wipe the master key."""

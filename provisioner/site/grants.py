@@ -132,7 +132,7 @@ def issue_grant(
     same grant.
     """
     try:
-        with ctx.write_lock, transaction(ctx.factory) as session:
+        with transaction(ctx.factory) as session:
             return _issue(ctx, session, station_id, token, order_id, request)
     except IntegrityError as exc:
         # Another order reserved this chip at the same instant: the unique chip_uid decided.
@@ -249,7 +249,7 @@ def complete_grant(
     ctx: SiteContext, station_id: str, token: str, grant_id: str, request: CompleteRequest
 ) -> CompleteResponse:
     """Record a grant's outcome; repeating the same ``request_id`` returns the same answer."""
-    with ctx.write_lock, transaction(ctx.factory) as session:
+    with transaction(ctx.factory) as session:
         now = ctx.clock()
         operator_for_token(session, token, station_id, now)
         grant = session.get(Grant, grant_id, with_for_update=True, populate_existing=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from hex_generator import HexError
 from hw_profiles import ProfileValidationError
@@ -47,9 +48,20 @@ async def _site_error(request: Request, exc: Exception) -> JSONResponse:
     ))
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database edge: a deadlock, a lost connection or a timeout. Nothing was committed,
+    # so the station may retry with the same request_id (SQL text is kept out of the answer).
+    return problem_response(Problem(
+        type="urn:provisioner:problem:site_unavailable", title="site unavailable", status=503,
+        detail=f"database error ({type(exc).__name__}); retry with the same request_id",
+        code="site_unavailable", request_id=_request_id(request),
+    ))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render refusals, validation errors and site-side failures as problem+json."""
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(RequestValidationError, _invalid)
     for error in (ProvisionerError, HexError, ProfileValidationError):
         app.add_exception_handler(error, _site_error)
+    app.add_exception_handler(SQLAlchemyError, _database_error)

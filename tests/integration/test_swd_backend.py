@@ -161,6 +161,10 @@ def test_protect_refuses_reads_and_unprotect_mass_erases(board_dir: Path,
             backend.read(FLASH, 16)
         with pytest.raises(ReadoutProtected):
             backend.verify(image_segments())
+        with pytest.raises(ReadoutProtected, match="erase"):
+            backend.erase(None)
+        with pytest.raises(ReadoutProtected, match="program"):
+            backend.program(image_segments())
         assert backend.read_uid() == UID
     with connected(profile) as backend:  # survives a power cycle
         assert backend.is_readout_protected()

@@ -24,6 +24,7 @@ from provisioner.sim.stm32f4_flash import (
     OPTKEYR,
     SR,
     SR_PGPERR,
+    SR_WRPERR,
     default_option_word,
 )
 from provisioner.sim.swd_board import ChipSpec, VirtualSwdBoard
@@ -113,6 +114,10 @@ def test_rdp_level1_at_reset_and_back_to_level0_mass_erases() -> None:
     board.core.reset()
     with pytest.raises(BusFault, match="readout protection"):
         board.bus.read(FLASH, 4)
+    unlock(board)
+    reg(board, CR, CR_SER | (1 << CR_SNB_SHIFT) | CR_STRT)  # refused with a debugger attached
+    assert reg(board, SR) & SR_WRPERR
+    assert board.flash_bytes(FLASH + 0x4000, 4) == b"\x42" * 4
     set_rdp(board, 0xAA)
     board.core.reset()
     assert board.bus.read(FLASH, 4) == 0xFFFFFFFF

@@ -27,14 +27,20 @@ from provisioner.site.policy import ChipSnapshot, OrderSnapshot, StationSnapshot
 AUDIT_HEAD_ID = 1
 
 
+# FOR NO KEY UPDATE on PostgreSQL: it serialises the lockers of a row but does not conflict
+# with the FOR KEY SHARE locks that inserting rows referencing it (devices, grants) take;
+# plain FOR UPDATE would deadlock two grants that each inserted a device before locking.
+_ROW_LOCK = {"key_share": True}
+
+
 def lock_station(session: Session, station_id: str) -> Station | None:
     """Load a station under a row lock (serialises one station's grants)."""
-    return session.get(Station, station_id, with_for_update=True, populate_existing=True)
+    return session.get(Station, station_id, with_for_update=_ROW_LOCK, populate_existing=True)
 
 
 def lock_order(session: Session, order_id: str) -> Order | None:
     """Load an order under a row lock (serialises its quota)."""
-    return session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    return session.get(Order, order_id, with_for_update=_ROW_LOCK, populate_existing=True)
 
 
 def allowed_stations(session: Session, order_id: str) -> frozenset[str]:
@@ -118,7 +124,9 @@ def append_audit(
     Raises:
         AuditError: the head row is missing or does not match the last entry.
     """
-    head = session.get(AuditHead, AUDIT_HEAD_ID, with_for_update=True, populate_existing=True)
+    head = session.get(
+        AuditHead, AUDIT_HEAD_ID, with_for_update=_ROW_LOCK, populate_existing=True
+    )
     if head is None:
         raise AuditError("audit head row is missing (database not migrated?)")
     # build_entry links on the previous entry's seq and hash only, and the head row carries

@@ -80,13 +80,15 @@ class StationApp(App[int]):
         self._clock = clock
         self._cursor_blink = cursor_blink
         self._views = {location: BoardView(location) for location in self._boards}
-        self._running: set[str] = set()
-        self._workers: dict[Worker[None], str] = {}
+        self._busy_locations: set[str] = set()
+        self._board_workers: dict[Worker[None], str] = {}
         self._backlog: list[LogEntry] = []
         self._order: wire.OrderSummary | None = None
         self._order_ended: str | None = None
         self._site_down = False
         self._quitting = False
+        self._orders_requested = 0
+        self._orders_shown = 0
 
     # --- screens -------------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class StationApp(App[int]):
         self.sub_title = f"operator {message.operator_id}"
         for result in message.recovered:
             verdict = "PASS" if result.passed else "FAIL"
-            self._log(f"recovered {result.location}: {verdict} {result.state} "
+            self._note(f"recovered {result.location}: {verdict} {result.state} "
                       f"{result.code or ''}".rstrip(), "pass" if result.passed else "warning")
         self.switch_screen(OrdersScreen(message.orders))
 
@@ -122,7 +124,7 @@ class StationApp(App[int]):
         self._order = message.order
         self._order_ended = None if message.order.remaining > 0 else "quota_exhausted"
         self._views = {location: BoardView(location) for location in self._boards}
-        self._log(f"producing order {message.order.order_id} "
+        self._note(f"producing order {message.order.order_id} "
                   f"({message.order.remaining} remaining)")
         self.push_screen(BenchScreen(message.order, self._views.values(), self._backlog))
         self._refresh_banner()
@@ -130,14 +132,17 @@ class StationApp(App[int]):
     def on_orders_requested(self, message: OrdersRequested) -> None:
         """Refresh the order counts; from the bench, go back to the picker when idle."""
         if self.bench is not None:
-            if self._running:
-                self._log(f"wait for {len(self._running)} board(s) to finish", "warning")
+            if self._busy_locations:
+                self._note(f"wait for {len(self._busy_locations)} board(s) to finish", "warning")
                 return
             self.pop_screen()
         self._load_orders()
 
     def on_orders_loaded(self, message: OrdersLoaded) -> None:
-        """Route fresh counts to the picker and the bench."""
+        """Route fresh counts to the picker and the bench (an answer older than shown is stale)."""
+        if message.request < self._orders_shown:
+            return
+        self._orders_shown = message.request
         self._site_down = False
         if isinstance(self.screen, OrdersScreen):
             self.screen.show_orders(message.orders)
@@ -157,7 +162,7 @@ class StationApp(App[int]):
         if isinstance(self.screen, OrdersScreen):
             self.screen.alert(Alert("error", message.reason))
         else:
-            self._log(message.reason, "warning")
+            self._note(message.reason, "warning")
             self._refresh_banner()
 
     # --- boards --------------------------------------------------------------------------
@@ -167,11 +172,11 @@ class StationApp(App[int]):
         if self._quitting or self._order is None:
             return
         ready = [loc for loc, view in self._views.items()
-                 if view.is_startable and loc not in self._running]
+                 if view.is_startable and loc not in self._busy_locations]
         if not ready:
-            self._log("no board is ready: press r to retry a failed one", "warning")
+            self._note("no board is ready: press r to retry a failed one", "warning")
             return
-        for location in ready[: MAX_PARALLEL_BOARDS - len(self._running)]:
+        for location in ready[: MAX_PARALLEL_BOARDS - len(self._busy_locations)]:
             self._start(location)
 
     def on_retry_requested(self, message: RetryRequested) -> None:
@@ -179,26 +184,26 @@ class StationApp(App[int]):
         if self._quitting or self._order is None:
             return
         failed = [loc for loc, view in self._views.items()
-                  if view.verdict is Verdict.failed and loc not in self._running]
+                  if view.verdict is Verdict.failed and loc not in self._busy_locations]
         if not failed:
-            self._log("no failed board to retry", "warning")
+            self._note("no failed board to retry", "warning")
             return
-        if len(self._running) >= MAX_PARALLEL_BOARDS:
-            self._log(f"{MAX_PARALLEL_BOARDS} boards already running", "warning")
+        if len(self._busy_locations) >= MAX_PARALLEL_BOARDS:
+            self._note(f"{MAX_PARALLEL_BOARDS} boards already running", "warning")
             return
         self._start(message.location if message.location in failed else failed[0])
 
     def _start(self, location: str) -> None:
         assert self._order is not None
-        self._running.add(location)
+        self._busy_locations.add(location)
         self._show(board_view.starting(self._views[location]))
-        self._workers[self._provision(self._order.order_id, location)] = location
+        self._board_workers[self._provision(self._order.order_id, location)] = location
 
     def on_board_changed(self, message: BoardChanged) -> None:
         """A board moved to a new state."""
         update = message.update
         self._show(board_view.fold(self._views[update.location], update))
-        self._log(f"{update.location}: {update.message}")
+        self._note(f"{update.location}: {update.message}")
 
     def on_board_progressed(self, message: BoardProgressed) -> None:
         """Move a board's progress bar."""
@@ -211,10 +216,11 @@ class StationApp(App[int]):
         self._show(board_view.fold(self._views[result.location], result))
         if result.passed:
             self._site_down = False
-            self._log(f"PASS {result.location}: device ID {result.device_id}", "pass")
+            self._note(f"PASS {result.location}: device ID {result.device_id}", "pass")
         else:
-            self._log(f"FAIL {result.location}: {result.code or result.state} "
-                      f"{result.detail}", "fail")
+            code = result.code or result.state.value
+            why = result.detail if result.detail.startswith(code) else f"{code}: {result.detail}"
+            self._note(f"FAIL {result.location}: {why}", "fail")
             if result.code == wording.SITE_UNREACHABLE_CODE:
                 self._site_down = True
             elif result.code in wording.ORDER_ENDED_CODES:
@@ -225,20 +231,20 @@ class StationApp(App[int]):
     def on_board_crashed(self, message: BoardCrashed) -> None:
         """A worker failed before the runner took the board."""
         self._show(board_view.crashed(self._views[message.location], message.reason))
-        self._log(f"FAIL {message.location}: {message.reason}", "fail")
+        self._note(f"FAIL {message.location}: {message.reason}", "fail")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Forget finished board workers; quit when the last one ends while quitting."""
         worker = event.worker
         if worker.group != BOARD_GROUP or not worker.is_finished:
             return
-        location = self._workers.pop(worker, None)  # type: ignore[arg-type]
+        location = self._board_workers.pop(worker, None)
         if location is None:
             return
-        self._running.discard(location)
+        self._busy_locations.discard(location)
         if event.state is WorkerState.ERROR:
             self.on_board_crashed(BoardCrashed(location, f"station error: {worker.error}"))
-        if self._quitting and not self._running:
+        if self._quitting and not self._busy_locations:
             self.exit(self.exit_code, return_code=self.exit_code)
         self._refresh_banner()
 
@@ -246,11 +252,11 @@ class StationApp(App[int]):
 
     def on_quit_requested(self, message: QuitRequested | None = None) -> None:
         """Quit now, or after the boards in flight finish."""
-        if not self._running:
+        if not self._busy_locations:
             self.exit(self.exit_code, return_code=self.exit_code)
             return
         self._quitting = True
-        self._log(f"quitting after {len(self._running)} board(s) finish", "warning")
+        self._note(f"quitting after {len(self._busy_locations)} board(s) finish", "warning")
         self._refresh_banner()
 
     async def action_quit(self) -> None:
@@ -264,7 +270,7 @@ class StationApp(App[int]):
 
     # --- workers (threads: the runner blocks) --------------------------------------------
 
-    @work(thread=True, group="site", exclusive=True, exit_on_error=False)
+    @work(thread=True, group="site", exit_on_error=False)
     def _sign_in(self, operator_id: str, pin: str) -> None:
         try:
             self._runner.sign_in(operator_id, pin)
@@ -279,15 +285,19 @@ class StationApp(App[int]):
             return
         self.post_message(SignedIn(operator_id, orders, recovered))
 
-    @work(thread=True, group="site", exclusive=True, exit_on_error=False)
     def _load_orders(self) -> None:
+        self._orders_requested += 1
+        self._fetch_orders(self._orders_requested)
+
+    @work(thread=True, group="site", exit_on_error=False)
+    def _fetch_orders(self, request: int) -> None:
         try:
             orders = self._runner.list_orders()
         except ProvisionerError as exc:
             self.post_message(SiteTrouble(wording.site_trouble(exc),
                                           unreachable=isinstance(exc, SiteUnreachable)))
             return
-        self.post_message(OrdersLoaded(orders))
+        self.post_message(OrdersLoaded(orders, request))
 
     @work(thread=True, group=BOARD_GROUP, exit_on_error=False)
     def _provision(self, order_id: str, location: str) -> None:
@@ -314,7 +324,7 @@ class StationApp(App[int]):
         if self.bench is not None:
             self.bench.show_board(view)
 
-    def _log(self, text: str, level: LogLevel = "info") -> None:
+    def _note(self, text: str, level: LogLevel = "info") -> None:
         entry = LogEntry(self._clock(), text, level)
         self._backlog.append(entry)
         if self.bench is not None:
@@ -324,8 +334,8 @@ class StationApp(App[int]):
         if self.bench is None:
             return
         alert: Alert | None = None
-        if self._quitting and self._running:
-            alert = wording.finishing_alert(len(self._running))
+        if self._quitting and self._busy_locations:
+            alert = wording.finishing_alert(len(self._busy_locations))
         elif self._site_down:
             alert = wording.site_unreachable_alert()
         elif self._order_ended is not None and self._order is not None:

@@ -38,9 +38,10 @@ class SignedIn(Message):
 
 @dataclass(eq=False)
 class OrdersLoaded(Message):
-    """A fresh list of orders with their counts."""
+    """A fresh list of orders with their counts; ``request`` orders answers to late requests."""
 
     orders: list[wire.OrderSummary]
+    request: int
 
 
 @dataclass(eq=False)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
@@ -24,13 +25,17 @@ from provisioner.station.ui.widgets.event_log import EventLog, LogEntry
 
 def describe_order(order: wire.OrderSummary) -> str:
     """One line about the order being produced."""
-    return (f"Order {order.order_id} · {order.product} · {order.profile} · "
+    return (f"Order {order.order_id} · {order.product} · "
             f"produced {order.produced} of {order.authorised_quantity} · "
             f"remaining {order.remaining}")
 
 
 class BenchScreen(Screen[None]):
-    """Shows the boards of one order; its keys post requests up to the app."""
+    """Shows the boards of one order; its keys post requests up to the app.
+
+    The app sets what it shows through ``show_board``, ``show_order``, ``alert`` and
+    ``log_entry`` at any time, even before the screen is composed.
+    """
 
     BINDINGS = [
         Binding("enter", "start", "Start boards", priority=True, id="bench.start"),
@@ -45,11 +50,14 @@ class BenchScreen(Screen[None]):
         self.order = order
         self._views = list(views)
         self._backlog = list(backlog)
+        self._alert: Alert | None = None
 
     def compose(self) -> ComposeResult:
         """Lay out banner, order line, board table and log."""
         yield Header()
-        yield Banner(id="banner")
+        banner = Banner(id="banner")
+        banner.alert = self._alert
+        yield banner
         yield Static(describe_order(self.order), id="order-status")
         yield BoardTable(self._views, id="boards")
         yield EventLog(self._backlog, id="log")
@@ -61,20 +69,33 @@ class BenchScreen(Screen[None]):
 
     def show_board(self, view: BoardView) -> None:
         """Redraw one board's row."""
-        self.query_one(BoardTable).show(view)
+        try:
+            self.query_one(BoardTable).show(view)
+        except NoMatches:
+            self._views = [view if v.location == view.location else v for v in self._views]
 
     def show_order(self, order: wire.OrderSummary) -> None:
         """Refresh the order line with new counts."""
         self.order = order
-        self.query_one("#order-status", Static).update(describe_order(order))
+        try:
+            self.query_one("#order-status", Static).update(describe_order(order))
+        except NoMatches:
+            return
 
     def alert(self, alert: Alert | None) -> None:
         """Show or clear the banner."""
-        self.query_one(Banner).alert = alert
+        self._alert = alert
+        try:
+            self.query_one(Banner).alert = alert
+        except NoMatches:
+            return
 
     def log_entry(self, entry: LogEntry) -> None:
         """Append to the event log."""
-        self.query_one(EventLog).add(entry)
+        try:
+            self.query_one(EventLog).add(entry)
+        except NoMatches:
+            self._backlog.append(entry)
 
     def action_start(self) -> None:
         """Start every board that is ready."""

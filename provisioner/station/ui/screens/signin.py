@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
-from provisioner.station.ui.messages import SignInSubmitted
+from provisioner.station.ui.messages import QuitRequested, SignInSubmitted
 
 MIN_PIN_LENGTH = 4  # the site's lower bound (wire.SessionRequest)
 
 
 class SignInScreen(Screen[None]):
     """Ask for operator ID and PIN; post ``SignInSubmitted`` on Enter in the PIN field."""
+
+    BINDINGS = [Binding("escape", "quit_station", "Quit", id="signin.quit")]
 
     error: reactive[str] = reactive("")
     busy: reactive[bool] = reactive(False)
@@ -68,6 +71,10 @@ class SignInScreen(Screen[None]):
         self.error = ""
         self.busy = True
         self.post_message(SignInSubmitted(operator_id, pin))
+
+    def action_quit_station(self) -> None:
+        """Quit the station."""
+        self.post_message(QuitRequested())
 
     def watch_busy(self, busy: bool) -> None:
         """Say that the site is being asked."""

@@ -13,11 +13,11 @@ BAR_WIDTH = 8
 # (key, label, width): sized so the table fits 80 columns with cell padding.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("board", "Board", 12),
-    ("chip_uid", "Chip UID", 11),
-    ("device_id", "Device", 7),
-    ("state", "State", 11),
+    ("chip_uid", "Chip UID", 10),
+    ("device_id", "Device", 6),
+    ("state", "State", 19),
     ("progress", "Progress", BAR_WIDTH + 5),
-    ("result", "Result", 11),
+    ("result", "Result", 6),
 )
 _VERDICT_STYLE = {
     Verdict.idle: "dim",
@@ -43,6 +43,9 @@ def _progress(view: BoardView) -> Text:
 
 
 def _state(view: BoardView) -> Text:
+    """The engine state; the operation while flashing; the failure's code once failed."""
+    if view.verdict is Verdict.failed:
+        return Text(view.code or view.state, style="red")
     if view.verdict is Verdict.running and view.operation is not None and view.percent < 100:
         return Text(view.operation.value + "…")
     return Text(view.state)
@@ -53,10 +56,10 @@ def _result(view: BoardView) -> Text:
     if view.verdict is Verdict.passed:
         return Text("PASS", style=style)
     if view.verdict is Verdict.failed:
-        return Text(f"FAIL {view.code or ''}".rstrip(), style=style)
+        return Text("FAIL", style=style)
     if view.verdict is Verdict.running:
         return Text("…", style=style)
-    return Text("ready", style=style)
+    return Text("-", style=style)
 
 
 def render_row(view: BoardView) -> list[Text]:
@@ -77,17 +80,22 @@ class BoardTable(DataTable[Text]):
 
     def __init__(self, views: Iterable[BoardView], *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self._initial = list(views)
+        self._views = {view.location: view for view in views}
+        self._has_rows = False
 
     def on_mount(self) -> None:
         """Create the columns and one row per attached board."""
         for key, label, width in COLUMNS:
             self.add_column(label, width=width, key=key)
-        for view in self._initial:
+        for view in self._views.values():
             self.add_row(*render_row(view), key=view.location)
+        self._has_rows = True
 
     def show(self, view: BoardView) -> None:
-        """Redraw the row of ``view.location``."""
+        """Redraw the row of ``view.location`` (kept for ``on_mount`` if not mounted yet)."""
+        self._views[view.location] = view
+        if not self._has_rows:
+            return
         for (key, _, _), cell in zip(COLUMNS, render_row(view), strict=True):
             self.update_cell(view.location, key, cell)
 

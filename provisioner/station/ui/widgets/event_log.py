@@ -39,8 +39,12 @@ class EventLog(RichLog):
     def on_mount(self) -> None:
         """Write the backlog."""
         for entry in self._backlog:
-            self.add(entry)
+            self.write(entry.render())
+        self._backlog.clear()
 
     def add(self, entry: LogEntry) -> None:
-        """Append one entry."""
-        self.write(entry.render())
+        """Append one entry (after the backlog when not mounted yet)."""
+        if self.is_mounted:
+            self.write(entry.render())
+        else:
+            self._backlog.append(entry)
