@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -20,6 +21,7 @@ from provisioner.flash.backend import FlashBackend
 
 if TYPE_CHECKING:
     from hw_profiles import Profile
+    from provisioner.sim.faults import BoardFaults
     from provisioner.site.server import SiteServer
 
 DEMO_PROFILE = "stm32f103c8"
@@ -128,7 +130,7 @@ def virtual_boards(
     *,
     swd_count: int = 0,
     swd_dir: Path | None = None,
-    faults: dict[int, object] | None = None,
+    faults: dict[int, BoardFaults] | None = None,
     chip_uids: list[bytes] | None = None,
 ) -> Iterator[list[DemoBoard]]:
     """Start ``count`` AN3155 boards on ptys, plus SWD boards when the probe plugin loads.
@@ -149,9 +151,7 @@ def virtual_boards(
             chip_uid = (fixed[number] if number < len(fixed)
                         else secrets.token_bytes(profile.chip_uid.size_bytes))
             board_faults = (faults or {}).get(number)
-            board = (VirtualSerialBoard(profile, chip_uid=chip_uid) if board_faults is None
-                     else VirtualSerialBoard(profile, chip_uid=chip_uid,
-                                             faults=board_faults))  # type: ignore[arg-type]
+            board = VirtualSerialBoard(profile, chip_uid=chip_uid, faults=board_faults)
             port = board.start()
             stack.callback(board.stop)
 
@@ -172,6 +172,7 @@ def run_demo(*, work_dir: Path, use_ui: bool, out: Callable[[str], None] = click
     from provisioner.station.unlock import open_station
 
     disable_core_dumps()
+    logging.getLogger("pyocd").setLevel(logging.ERROR)  # the simulated core's boot warnings
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(16)
     with demo_site(work_dir) as site, virtual_boards(

@@ -198,11 +198,22 @@ class SwdBackend:
         self._refuse_if_protected("program")
         flash = self._flash(items[0].start)
         page_size = flash.get_page_info(items[0].start).size
-        pages = list(_page_chunks(items, page_size, flash.min_program_length))
+        pages = _pages(items, page_size)
+        if not pages:
+            return
+        try:
+            self._program_pages(flash, pages, total, progress)
+        finally:
+            for _, chunk in pages:  # our copies hold key material: zeroise them
+                chunk[:] = bytes(len(chunk))
+        progress(ProgressEvent(Operation.program, total, total))
+
+    def _program_pages(self, flash: Any, pages: list[tuple[int, bytearray]], total: int,
+                       progress: ProgressCallback) -> None:
         timeout_s = self._session.options.get("flash.timeout.program")
         buffers = 2 if flash.is_double_buffering_supported else 1
         done = 0
-        with self._edge("program", items[0].start, memory=True):
+        with self._edge("program", pages[0][0], memory=True):
             flash.init(flash.Operation.PROGRAM)
             flash.load_page_buffer(0, *pages[0])
             for index, (address, chunk) in enumerate(pages):
@@ -219,7 +230,6 @@ class SwdBackend:
                 done = min(total, done + len(chunk))
                 progress(ProgressEvent(Operation.program, done, total))
             flash.cleanup()
-        progress(ProgressEvent(Operation.program, total, total))
 
     def verify(self, segments: Iterable[MemorySegment],
                progress: ProgressCallback = no_progress) -> None:
@@ -229,18 +239,21 @@ class SwdBackend:
         done = 0
         for segment in items:
             self._check_range(segment.start, len(segment.data))
-            expected = bytes(segment.data)
+            expected = memoryview(segment.data).cast("B")
             found = bytearray()
-            for start in range(segment.start, segment.end, READ_CHUNK_BYTES):
-                count = min(READ_CHUNK_BYTES, segment.end - start)
-                found += self._read_chunk(start, count, "verify")
-                done += count
-                progress(ProgressEvent(Operation.verify, done, total))
-            if not hmac.compare_digest(hashlib.sha256(found).digest(),
-                                       hashlib.sha256(expected).digest()):
-                offset = next(i for i, (a, b) in enumerate(zip(expected, found, strict=True))
-                              if a != b)
-                raise VerifyMismatch(segment.start + offset, expected[offset], found[offset])
+            try:
+                for start in range(segment.start, segment.end, READ_CHUNK_BYTES):
+                    count = min(READ_CHUNK_BYTES, segment.end - start)
+                    found += self._read_chunk(start, count, "verify")
+                    done += count
+                    progress(ProgressEvent(Operation.verify, done, total))
+                if not hmac.compare_digest(hashlib.sha256(found).digest(),
+                                           hashlib.sha256(expected).digest()):
+                    offset = next(i for i, (a, b) in enumerate(zip(expected, found, strict=True))
+                                  if a != b)
+                    raise VerifyMismatch(segment.start + offset, expected[offset], found[offset])
+            finally:
+                found[:] = bytes(len(found))  # the read-back holds key material: zeroise it
 
     def protect(self, level: int) -> None:
         """Set readout protection through the chip's registers, then reset so it takes effect."""
@@ -279,17 +292,21 @@ class SwdBackend:
                 session.close()
 
 
-def _page_chunks(segments: list[MemorySegment], page_size: int,
-                 min_length: int) -> Iterator[tuple[int, bytes]]:
-    """Split segments at page boundaries; pad each piece to the minimum program unit with 0xFF."""
+def _pages(segments: list[MemorySegment], page_size: int) -> list[tuple[int, bytearray]]:
+    """Whole program pages covering the segments, 0xFF where no segment has data.
+
+    pyOCD's buffered page program always writes a full page, so every page is padded, and a
+    page two segments share is written once.
+    """
+    pages: dict[int, bytearray] = {}
     for segment in segments:
-        data = bytes(segment.data)
+        data = memoryview(segment.data).cast("B")
         address = segment.start
-        while data:
-            take = min(len(data), page_size - address % page_size)
-            lead = address % min_length
-            chunk = b"\xff" * lead + data[:take]
-            chunk += b"\xff" * (-len(chunk) % min_length)
-            yield address - lead, chunk
+        while len(data):
+            page = address - address % page_size
+            take = min(len(data), page + page_size - address)
+            buffer = pages.setdefault(page, bytearray(b"\xff" * page_size))
+            buffer[address - page:address - page + take] = data[:take]
             address += take
             data = data[take:]
+    return sorted(pages.items())

@@ -207,9 +207,10 @@ class CortexM:
             self.control &= ~C_HALT
 
     def _vector(self, offset: int) -> int:
+        """A vector-table word as the core fetches it (not through the debugger's view)."""
         try:
-            return self.bus.read(offset, 4)
-        except BusFault:
+            return int.from_bytes(self.uc.mem_read(offset, 4), "little")
+        except UcError:
             return 0xFFFFFFFF
 
     # --- core registers through DCRSR/DCRDR ---------------------------------------------------

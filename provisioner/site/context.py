@@ -93,10 +93,14 @@ class FirmwareCache:
         self._profiles: dict[str, Profile] = {}
         self._lock = threading.Lock()
 
+    def cached(self, firmware_id: str) -> Template | None:
+        """Return a firmware entry already unwrapped by this process, if any."""
+        with self._lock:
+            return self._firmware.get(firmware_id)
+
     def firmware(self, firmware_id: str, wrapped_bytes: bytes) -> Template:
         """Return a firmware entry's parsed image and text."""
-        with self._lock:
-            found = self._firmware.get(firmware_id)
+        found = self.cached(firmware_id)
         if found is not None:
             return found
         with unwrap(self._master_key, wrapped_bytes, firmware_aad(firmware_id)) as plain:

@@ -20,11 +20,13 @@ from provisioner.errors import (
     GrantNotFound,
     InvalidRequest,
     OrderNotFound,
+    ProfileError,
     Refused,
     StationInactive,
 )
 from provisioner.site.context import (
     SiteContext,
+    Template,
     device_key_aad,
     transport_aad,
 )
@@ -56,17 +58,31 @@ class _Prepared:
     key_size_bytes: int
 
 
+def _firmware(ctx: SiteContext, session: Session, firmware_id: str) -> Template:
+    """Return an archive entry, from this process's cache or unwrapped from the database."""
+    found = ctx.firmware.cached(firmware_id)
+    if found is not None:
+        return found
+    row = session.get(Firmware, firmware_id)
+    if row is None:
+        raise OrderNotFound(f"firmware {firmware_id} named by an order is missing")
+    return ctx.firmware.firmware(row.firmware_id, row.wrapped_bytes)
+
+
 def _prepare(
     ctx: SiteContext, session: Session, station: Station, order: Order, device_id: int,
     drbg_index: int,
 ) -> _Prepared:
     """Derive the key, patch the template in memory, digest it and wrap the key."""
     profile = ctx.firmware.profile(order.profile)
+    if profile.sha256 != order.profile_sha256:
+        # The profile recorded with the order is evidence; a changed file is not used silently.
+        raise ProfileError(
+            order.profile, "", f"changed since order {order.order_id} was created "
+            f"(sha256 {profile.sha256[:16]}…, order recorded {order.profile_sha256[:16]}…)",
+        )
     layout = profile.patch_layout()
-    bootloader = session.get(Firmware, order.bootloader_id)
-    if bootloader is None:
-        raise OrderNotFound(f"order {order.order_id} names a missing bootloader")
-    template = ctx.firmware.firmware(bootloader.firmware_id, bootloader.wrapped_bytes)
+    template = _firmware(ctx, session, order.bootloader_id)
     with ctx.keystreams.key_at(
         station.station_id, station.wrapped_seed, drbg_index, profile.key_size_bytes
     ) as key:
@@ -93,10 +109,7 @@ def _seal(
                                   ("application", order.application_id)):
             if firmware_id is None:
                 continue
-            row = session.get(Firmware, firmware_id)
-            if row is None:
-                raise OrderNotFound(f"order {order.order_id} names missing firmware {firmware_id}")
-            text = ctx.firmware.firmware(row.firmware_id, row.wrapped_bytes).ihex
+            text = _firmware(ctx, session, firmware_id).ihex
             blob = envelope.encrypt(transport_key, text, template_aad(kind, grant_id, device_id))
             sealed[kind] = base64.b64encode(blob).decode("ascii")
     return GrantResponse(
@@ -135,7 +148,7 @@ def issue_grant(
         with transaction(ctx.factory) as session:
             return _issue(ctx, session, station_id, token, order_id, request)
     except IntegrityError as exc:
-        # Another order reserved this chip at the same instant: the unique chip_uid decided.
+        # Another grant inserted this chip at the same instant: the unique chip_uid decided.
         refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
         _audit_refusal(ctx, station_id, order_id, request, refusal)
         raise refusal from exc

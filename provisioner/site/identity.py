@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+import ssl
+
 from fastapi import Request
 from sqlalchemy import select
 
@@ -30,9 +30,7 @@ def station_id(request: Request) -> str:
     pem = peer_cert_pem(request.scope)
     if pem is None:
         raise StationInactive("station endpoints need a verified TLS client certificate")
-    der = x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
-        serialization.Encoding.DER
-    )
+    der = ssl.PEM_cert_to_DER_cert(pem)
     ctx = site_context(request)
     with ctx.factory() as session:
         station = session.scalars(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import socket
 import ssl
 import threading
@@ -28,7 +27,6 @@ _START_TIMEOUT_S = 20.0
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: open the site named by the environment."""
     db_url = os.environ.get(DB_URL_ENV) or None
-    sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))
     return create_app(open_site(Path(os.environ[SITE_DIR_ENV]), db_url=db_url))
 
 

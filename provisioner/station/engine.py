@@ -165,10 +165,3 @@ def advance(attempt: Attempt, event: Event) -> Attempt:
     if kind is EventKind.acknowledged:
         return replace(attempt, closed=True)
     return replace(attempt, state=target)
-
-
-def close_locally(attempt: Attempt) -> Attempt:
-    """Mark an attempt closed without a site call (nothing granted, or already acknowledged)."""
-    if not attempt.is_terminal:
-        raise IllegalTransition(attempt.state.value, "close")
-    return replace(attempt, closed=True)

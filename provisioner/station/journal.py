@@ -138,10 +138,16 @@ class Journal:
         return {device_id for device_id in failed if device_id is not None}
 
     def highest_index(self) -> int | None:
-        """Return the highest DRBG index any attempt has asked for or been granted."""
-        with self._guard("read") as db:
-            (value,) = db.execute("SELECT MAX(drbg_index) FROM transitions").fetchone()
-        return None if value is None else int(value)
+        """Return the highest DRBG index the site may hold: granted, or asked with no answer.
+
+        Attempts the site refused (closed without a grant) did not consume their index.
+        """
+        indices = [
+            attempt.drbg_index
+            for attempt in self.latest()
+            if attempt.drbg_index is not None and (attempt.grant_id or not attempt.closed)
+        ]
+        return max(indices, default=None)
 
     def history(self, attempt_id: str) -> list[AttemptState]:
         """Return the states ``attempt_id`` went through, in order."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import signal
 import threading
@@ -23,62 +22,25 @@ from provisioner.errors import (
     FlashError,
     IndexReused,
     InvalidRequest,
+    OrderNotFound,
     ProvisionerError,
     ReadoutProtected,
     Refused,
+    SiteProtocolError,
     SiteUnreachable,
 )
 from provisioner.flash.backend import FlashBackend, ProgressEvent
 from provisioner.station import imaging
-from provisioner.station.engine import Attempt, AttemptState, Event, EventKind, advance
-from provisioner.station.events import (
-    BoardFinished,
-    BoardProgress,
-    BoardUpdate,
-    Listener,
-    StationEvent,
-)
+from provisioner.station.board import BoardTrack
+from provisioner.station.engine import Attempt, AttemptState, Event, EventKind
+from provisioner.station.events import BoardFinished, Listener
 from provisioner.station.journal import Journal
 from provisioner.station.keystore import KeyStore
 from provisioner.station.recovery import RecoveryAction, plan_recovery
 from provisioner.station.site_client import SiteClient
 
 CRASH_ENV = "PROVISIONER_CRASH_AT"
-_log = logging.getLogger(__name__)
 MAX_INDEX_JUMPS = 3
-
-
-class _Board:
-    """One attempt in flight: its snapshot, listener and the journal it is written to."""
-
-    def __init__(
-        self, runner: StationRunner, attempt: Attempt, listener: Listener, *, fresh: bool = True
-    ) -> None:
-        self.runner = runner
-        self.attempt = attempt
-        self.listener = _guarded(listener)
-        message = "board detected" if fresh else f"recovering from {attempt.state}"
-        if fresh:
-            self.runner._record(attempt)
-        self.listener(self._update(message))
-
-    def _update(self, message: str) -> BoardUpdate:
-        a = self.attempt
-        return BoardUpdate(a.location, a.attempt_id, a.state, a.chip_uid, a.device_id,
-                           a.drbg_index, message)
-
-    def step(self, event: Event, message: str) -> None:
-        """Advance, journal (commit) and announce; the effect follows the call."""
-        self.attempt = advance(self.attempt, event)
-        self.runner._record(self.attempt)
-        _log.info("%s %s: %s", self.attempt.location, self.attempt.state, message)
-        self.listener(self._update(message))
-
-    def finished(self) -> BoardFinished:
-        a = self.attempt
-        passed = a.state is AttemptState.reported and a.closed
-        return BoardFinished(a.location, a.attempt_id, a.state, passed, a.code,
-                             a.detail or ("programmed" if passed else ""), a.chip_uid, a.device_id)
 
 
 class StationRunner:
@@ -134,10 +96,11 @@ class StationRunner:
             profile = self._profile_for(order_id)
         except ProvisionerError as exc:
             attempt = Attempt(uuid.uuid4().hex, location, order_id, profile="")
-            board = _Board(self, attempt, listener)
+            board = BoardTrack(self._record, attempt, listener)
             return self._settle_failure(board, exc)
-        board = _Board(self, Attempt(uuid.uuid4().hex, location, order_id, profile.name), listener)
-        progress = _progress_forwarder(location, board.listener)
+        attempt = Attempt(uuid.uuid4().hex, location, order_id, profile.name)
+        board = BoardTrack(self._record, attempt, listener)
+        progress = board.progress
         try:
             backend.open()
             try:
@@ -150,7 +113,7 @@ class StationRunner:
         board.listener(result)
         return result
 
-    def _run(self, board: _Board, profile: Profile, backend: FlashBackend,
+    def _run(self, board: BoardTrack, profile: Profile, backend: FlashBackend,
              progress: Callable[[ProgressEvent], None]) -> None:
         try:
             chip_uid = backend.read_uid().hex()
@@ -197,7 +160,7 @@ class StationRunner:
             raise DuplicateChip(f"chip {chip_uid} was already programmed at this station")
 
     def _grant_and_key(
-        self, board: _Board, chip_uid: str, profile: Profile
+        self, board: BoardTrack, chip_uid: str, profile: Profile
     ) -> tuple[wire.GrantResponse, Secret]:
         """Ask for a grant and derive its key, serialised so keys come in index order."""
         with self._grant_lock:
@@ -231,7 +194,7 @@ class StationRunner:
                 )
             return grant, self.keystore.key_at(index, grant.key_size_bytes)
 
-    def _finish(self, board: _Board, profile: Profile, backend: FlashBackend | None) -> None:
+    def _finish(self, board: BoardTrack, profile: Profile, backend: FlashBackend | None) -> None:
         """Protect if due and the chip is here, then report the verified digest."""
         level = profile.readout_protection.level
         protected = board.attempt.state is AttemptState.locked
@@ -242,7 +205,7 @@ class StationRunner:
         board.step(Event(EventKind.reported), "reporting to the site")
         self._report(board, wire.AttemptResult.success, protected=protected)
 
-    def _report(self, board: _Board, result: wire.AttemptResult, *, protected: bool = False
+    def _report(self, board: BoardTrack, result: wire.AttemptResult, *, protected: bool = False
                 ) -> None:
         """Send the completion announced by the last journal row; journal its acknowledgement."""
         attempt = board.attempt
@@ -260,12 +223,19 @@ class StationRunner:
         answer = self.client.complete(attempt.grant_id, request)
         board.step(Event(EventKind.acknowledged), f"site: {answer.device_id} {answer.status}")
 
-    def _settle_failure(self, board: _Board, exc: Exception) -> BoardFinished:
+    def _settle_failure(self, board: BoardTrack, exc: Exception) -> BoardFinished:
         """End the attempt as refused/failed, tell the site when it holds a grant."""
         code = exc.code if isinstance(exc, Refused) else _failure_code(exc)
         attempt = board.attempt
-        if attempt.is_terminal:  # the failure came while reporting: leave it for recovery
+        lost_answer = attempt.state is AttemptState.uid_read and isinstance(
+            exc, SiteUnreachable | SiteProtocolError
+        )
+        if attempt.is_terminal or lost_answer:
+            # The failure came while reporting, or the site may hold a grant whose answer was
+            # lost: leave the attempt open; ``recover`` settles it with the same request_id.
             board.attempt = replace(attempt, code=code, detail=str(exc))
+            if lost_answer and attempt.drbg_index is not None:
+                self.keystore.skip_to(attempt.drbg_index + 1)  # burn it: never asked twice
         else:
             kind = EventKind.refused if isinstance(exc, Refused) else EventKind.failed
             board.step(Event(kind, code=code, detail=str(exc)), str(exc))
@@ -290,17 +260,21 @@ class StationRunner:
             action = plan_recovery(attempt)
             if action is None:
                 continue
-            board = _Board(self, attempt, listener, fresh=False)
+            board = BoardTrack(self._record, attempt, listener, fresh=False)
             try:
                 self._recover_one(board, action, attached.get(attempt.location))
-            except (SiteUnreachable, Refused) as exc:
+            except Refused as exc:  # the site's answer is final: close the attempt with it
+                if not board.attempt.is_terminal:
+                    board.step(Event(EventKind.failed, code=exc.code, detail=str(exc)), str(exc))
+                board.step(Event(EventKind.acknowledged), f"closed: {exc}")
+            except (SiteUnreachable, SiteProtocolError) as exc:  # stays open for next time
                 board.attempt = replace(board.attempt, code=_failure_code(exc), detail=str(exc))
             result = board.finished()
             board.listener(result)
             results.append(result)
         return results
 
-    def _recover_one(self, board: _Board, action: RecoveryAction,
+    def _recover_one(self, board: BoardTrack, action: RecoveryAction,
                      backend: FlashBackend | None) -> None:
         attempt = board.attempt
         if action is RecoveryAction.close_locally:
@@ -327,7 +301,7 @@ class StationRunner:
             self._report(board, wire.AttemptResult.success if success else
                          _failure_result(attempt), protected=False)
 
-    def _settle_grant(self, board: _Board) -> None:
+    def _settle_grant(self, board: BoardTrack) -> None:
         attempt = board.attempt
         assert attempt.chip_uid is not None
         assert attempt.request_id is not None
@@ -346,7 +320,7 @@ class StationRunner:
                          drbg_index=grant.drbg_index), f"grant {grant.grant_id} settled")
         self._fail_and_report(board, "station_restart", "station restarted before flashing")
 
-    def _reverify(self, board: _Board, backend: FlashBackend | None) -> None:
+    def _reverify(self, board: BoardTrack, backend: FlashBackend | None) -> None:
         attempt = board.attempt
         with self._attached_chip(backend, attempt) as chip:
             if chip is None:
@@ -370,7 +344,7 @@ class StationRunner:
             actual, attempt.image_sha256
         )
 
-    def _fail_and_report(self, board: _Board, code: str, detail: str) -> None:
+    def _fail_and_report(self, board: BoardTrack, code: str, detail: str) -> None:
         board.step(Event(EventKind.failed, code=code, detail=detail), detail)
         self._report(board, wire.AttemptResult.failure)
 
@@ -403,14 +377,22 @@ class StationRunner:
             self.list_orders()
             order = self._orders.get(order_id)
         if order is None:
-            raise Refused(f"order {order_id} is not open for this station")
+            raise OrderNotFound(f"order {order_id} is not open for station {self.station_id}")
         profile = self._profiles(order.profile)
         if profile.sha256 != order.profile_sha256:
             raise InvalidRequest(f"local profile {profile.name} differs from the order's")
         return profile
 
-    def _record(self, attempt: Attempt) -> None:
-        """Journal the snapshot (committed), then honour the crash-test hook."""
+    def _record(self, attempt: Attempt, previous: Attempt | None = None) -> None:
+        """Journal the snapshot (committed), honouring the crash-test hook around it.
+
+        ``PROVISIONER_CRASH_AT=<state>`` kills the process right after that state is journaled
+        (before its effect); ``<state>:after`` right after the effect it announced, before the
+        next row is journaled.
+        """
+        if (previous is not None and not previous.closed
+                and self._crash_at == f"{previous.state.value}:after"):
+            os.kill(os.getpid(), signal.SIGKILL)
         self.journal.append(attempt)
         if self._crash_at == attempt.state.value and not attempt.closed:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -421,25 +403,6 @@ class StationRunner:
         self._transport_key.wipe()
         self.journal.close()
         self.client.close()
-
-
-def _guarded(listener: Listener) -> Listener:
-    """Wrap a UI listener so its failure never interrupts a board (the journal stays right)."""
-
-    def call(event: StationEvent) -> None:
-        try:
-            listener(event)
-        except Exception:
-            _log.exception("station event listener failed on %s", type(event).__name__)
-
-    return call
-
-
-def _progress_forwarder(location: str, listener: Listener) -> Callable[[ProgressEvent], None]:
-    def forward(event: ProgressEvent) -> None:
-        listener(BoardProgress(location, event))
-
-    return forward
 
 
 def _failure_code(exc: Exception) -> str:

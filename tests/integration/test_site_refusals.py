@@ -239,3 +239,18 @@ def test_pin_lockout_after_five_failures_for_fifteen_minutes(bench: Bench) -> No
     assert bench.http.post("/v1/session", json=right).status_code == 200
     assert bench.http.post("/v1/session", json={"operator_id": OPERATOR, "pin": PIN}
                            ).status_code == 200
+
+
+def test_a_profile_changed_since_the_order_is_not_used(bench: Bench) -> None:
+    ctx = bench.server.context
+    catalogue.create_order(ctx, product="widget", profile="stm32f103c8", quantity=5,
+                           bootloader="1.0", order_id="o-profile")
+    with ctx.factory() as session, session.begin():
+        order = session.get(Order, "o-profile")
+        assert order is not None
+        order.profile_sha256 = "0" * 64
+    before = _counts(bench)
+    answer = _grant(bench, "o-profile", "f4000001")
+    assert answer.status_code == 500
+    assert "changed since order o-profile" in answer.json()["detail"]
+    assert _counts(bench) == before

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from station_fixtures import TEST_SCRYPT_N, served_site, site_devices
 
@@ -15,9 +17,12 @@ from provisioner.station.commands import (
     STATION_PASSPHRASE_ENV,
     station_group,
 )
+from provisioner.station.runner import StationRunner
+from provisioner.station.ui import app as ui_app
 
 
-def test_enroll_status_run_and_refusals(tmp_path: Path) -> None:
+def test_enroll_status_run_ui_and_refusals(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     cli = CliRunner()
     station_dir = tmp_path / "station"
     with served_site(tmp_path) as site:
@@ -62,6 +67,21 @@ def test_enroll_status_run_and_refusals(tmp_path: Path) -> None:
         assert len(site_devices(site, order_id)) == 1
         status = cli.invoke(station_group, ["status", "--data-dir", str(station_dir)], env=env)
         assert "next drbg_index: 1" in status.output
+
+        # no subcommand: the operator UI gets the unlocked runner and one factory per board
+        seen: dict[str, object] = {}
+
+        def fake_run_ui(runner: StationRunner, boards: Mapping[str, object]) -> int:
+            seen["orders"] = [o.order_id for o in (runner.sign_in(site.operator_id, site.pin),
+                                                   runner.list_orders())[1]]
+            seen["boards"] = sorted(boards)
+            return 3
+
+        monkeypatch.setattr(ui_app, "run_ui", fake_run_ui)
+        ui = cli.invoke(station_group, ["--data-dir", str(station_dir), "--port", "/dev/null-a",
+                                        "--probe", "VSWD9"], env=env)
+        assert ui.exit_code == 3, ui.output
+        assert seen == {"orders": [order_id], "boards": ["/dev/null-a", "VSWD9"]}
 
         no_board = cli.invoke(station_group, ["run", "--data-dir", str(station_dir), "--order",
                                               order_id, "--count", "1", "--operator", "x"],

@@ -17,22 +17,22 @@ from station_fixtures import (
 )
 
 from provisioner.demo import virtual_boards
-from provisioner.sim.swd_probe import ENV_VAR
 from provisioner.site import catalogue
 from provisioner.station.commands import PIN_ENV, STATION_PASSPHRASE_ENV
 from provisioner.station.config import StationPaths
-from provisioner.station.engine import AttemptState
 from provisioner.station.journal import Journal
 from provisioner.station.runner import CRASH_ENV
 
-CRASH_STATES = [
-    AttemptState.detected, AttemptState.uid_read, AttemptState.granted,
-    AttemptState.key_derived, AttemptState.flashing, AttemptState.verified,
-    AttemptState.locked, AttemptState.reported,
+# Kill right after journaling each state (before its effect), and right after the effects that
+# matter most (":after": the grant answer received but not journaled, the key persisted, the
+# board fully programmed and verified, the site told but its answer not journaled).
+CRASH_POINTS = [
+    "detected", "uid_read", "uid_read:after", "granted", "granted:after", "key_derived",
+    "flashing", "flashing:after", "verified", "locked", "reported", "reported:after",
 ]
 # Where each crash leaves the device at the site once the station recovered.
-PROGRAMMED_AFTER = {AttemptState.verified, AttemptState.locked, AttemptState.reported}
-NO_GRANT_AFTER = {AttemptState.detected}
+PROGRAMMED_AFTER = {"flashing:after", "verified", "locked", "reported", "reported:after"}
+NO_GRANT_AFTER = {"detected"}
 
 
 def _station(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -45,32 +45,30 @@ def test_kill_at_every_state_then_recover(tmp_path: Path) -> None:
     with served_site(tmp_path) as site:
         station_dir = tmp_path / "station"
         site.enrol_station(station_dir, "station-crash", STATION_PASSPHRASE)
-        order_id = site.add_order(len(CRASH_STATES) + 1)
+        order_id = site.add_order(len(CRASH_POINTS) + 1)
         env = {**os.environ, STATION_PASSPHRASE_ENV: STATION_PASSPHRASE, PIN_ENV: site.pin}
         common = ["--data-dir", str(station_dir)]
-        # SWD boards keep their flash in files, so they outlive the killed station process.
-        swd_dir = tmp_path / "swd"
-        with virtual_boards(0, swd_count=len(CRASH_STATES) + 1, swd_dir=swd_dir) as boards:
-            env[ENV_VAR] = str(swd_dir)
-            for state, board in zip(CRASH_STATES, boards, strict=False):
+        # The AN3155 boards run in this process: they outlive the killed station process.
+        with virtual_boards(len(CRASH_POINTS) + 1) as boards:
+            for state, board in zip(CRASH_POINTS, boards, strict=False):
                 crashed = _station(
-                    ["run", *common, "--order", order_id, "--count", "1", "--probe",
+                    ["run", *common, "--order", order_id, "--count", "1", "--port",
                      board.location, "--operator", site.operator_id],
-                    {**env, CRASH_ENV: state.value},
+                    {**env, CRASH_ENV: state},
                 )
                 assert crashed.returncode == -signal.SIGKILL, (state, crashed.stderr)
-                recovered = _station(["recover", *common, "--probe", board.location,
+                recovered = _station(["recover", *common, "--port", board.location,
                                       "--operator", site.operator_id], env)
                 assert recovered.returncode == 0, (state, recovered.stdout, recovered.stderr)
             # after all the crashes a clean run still works and takes a fresh index
             last = boards[-1]
-            clean = _station(["run", *common, "--order", order_id, "--count", "1", "--probe",
+            clean = _station(["run", *common, "--order", order_id, "--count", "1", "--port",
                               last.location, "--operator", site.operator_id], env)
             assert clean.returncode == 0, clean.stdout + clean.stderr
 
             devices = site_devices(site, order_id)
             grants = site_grants(site, order_id)
-            for state, board in zip(CRASH_STATES, boards, strict=False):
+            for state, board in zip(CRASH_POINTS, boards, strict=False):
                 device = devices.get(board.chip_uid.hex())
                 if state in NO_GRANT_AFTER:
                     assert device is None, state

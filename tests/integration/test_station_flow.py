@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from station_fixtures import (
     assert_board_matches_site,
     is_blank,
+    profile,
     served_site,
     site_devices,
     site_grants,
@@ -17,7 +19,9 @@ from station_fixtures import (
 
 from provisioner.demo import DemoSite, virtual_boards
 from provisioner.flash.backend import MemorySegment, opened
+from provisioner.sim.faults import BoardFaults
 from provisioner.site import catalogue
+from provisioner.site.db.models import Station
 from provisioner.station.engine import AttemptState
 from provisioner.station.events import BoardFinished, BoardUpdate, StationEvent
 from provisioner.station.headless import run_headless
@@ -60,8 +64,6 @@ def test_boards_get_their_own_id_and_the_sites_key(site: DemoSite, runner: Stati
 
 def test_gang_with_a_flash_fault_isolates_the_failure(site: DemoSite, runner: StationRunner
                                                       ) -> None:
-    from provisioner.sim.an3155_board import BoardFaults  # the emulator's fault switches
-
     order_id = site.add_order(4)
     faults = {2: BoardFaults(nack_write_at=0x08000400)}
     with virtual_boards(4, faults=faults) as boards:
@@ -79,16 +81,13 @@ def test_gang_with_a_flash_fault_isolates_the_failure(site: DemoSite, runner: St
         assert devices[boards[2].chip_uid.hex()].status == "failed"
         indices = [index for _, index, _ in site_grants(site, order_id)]
         assert indices == sorted(set(indices))  # strictly increasing, none reused
-        # retryable: the same chip, fault cleared, gets a new grant with a new index
-        boards_by_uid = {b.chip_uid: b for b in boards}
-        faulty = boards_by_uid[boards[2].chip_uid]
-        faulty_sim = faulty.flash  # noqa: F841  (the emulator object keeps serving the pty)
-    with virtual_boards(1, chip_uids=[boards[2].chip_uid]) as (fresh,):
-        retry = runner.provision_board(order_id, fresh.location, fresh.factory(), _ignore)
+        # retryable: the same board (the fault fired once) gets a new grant and a new index
+        faulty = boards[2]
+        retry = runner.provision_board(order_id, faulty.location, faulty.factory(), _ignore)
         assert retry.passed, retry
-        device = site_devices(site, order_id)[fresh.chip_uid.hex()]
+        device = site_devices(site, order_id)[faulty.chip_uid.hex()]
         assert device.drbg_index > max(indices)
-        assert_board_matches_site(fresh, device)
+        assert_board_matches_site(faulty, device)
 
 
 def test_the_same_board_again_is_refused(site: DemoSite, runner: StationRunner,
@@ -105,7 +104,9 @@ def test_the_same_board_again_is_refused(site: DemoSite, runner: StationRunner,
         assert (local.code, is_blank(clone)) == ("duplicate_chip", True)
         # ... and another station asking the site is refused by the site
         with station(site, tmp_path / "station-2", "station-dup") as other:
-            remote = other.provision_board(order_id, clone.location, clone.factory(), _ignore)
+            other_order = site.add_order(1)  # orders without a station list admit all stations
+            remote = other.provision_board(other_order, clone.location, clone.factory(),
+                                           _ignore)
         assert (remote.code, remote.state, is_blank(clone)) == ("duplicate_chip",
                                                                 AttemptState.refused, True)
     assert catalogue.show_order(site.server.context, order_id).produced == 1
@@ -114,11 +115,10 @@ def test_the_same_board_again_is_refused(site: DemoSite, runner: StationRunner,
 def test_a_chip_carrying_a_device_id_is_refused_showing_it(site: DemoSite,
                                                            runner: StationRunner) -> None:
     order_id = site.add_order(1)
-    layout_zone = runner_profile_zone()
+    zone = profile().patch_layout().id_zone
     with virtual_boards(1) as (board,):
-        with opened(board.factory()) as backend:
-            backend.erase([(layout_zone.address, layout_zone.address + 1)])
-            backend.program([MemorySegment(layout_zone.address, (4242).to_bytes(4, "little"))])
+        with opened(board.factory()) as backend:  # provisioned elsewhere, not protected
+            backend.program([MemorySegment(zone.address, (4242).to_bytes(4, "little"))])
         result = runner.provision_board(order_id, board.location, board.factory(), _ignore)
     assert (result.code, result.passed) == ("already_provisioned", False)
     assert "4242" in result.detail
@@ -137,11 +137,20 @@ def test_quota_of_three_refuses_the_fourth_board(site: DemoSite, runner: Station
     assert (order.produced, order.remaining) == (3, 0)
 
 
-def runner_profile_zone():  # type: ignore[no-untyped-def]
-    from station_fixtures import profile
-
-    return profile().patch_layout().id_zone
-
-
 def _ignore(event: StationEvent) -> None:
     assert not isinstance(event, BoardFinished) or event.attempt_id
+
+
+def test_index_reused_jumps_forward_never_back(site: DemoSite, runner: StationRunner) -> None:
+    order_id = site.add_order(1)
+    with site.server.context.factory() as session, session.begin():
+        session.execute(update(Station).where(Station.station_id == runner.station_id)
+                        .values(next_index=Station.next_index + 5))
+    before = runner.keystore.next_index
+    with virtual_boards(1) as (board,):
+        result = runner.provision_board(order_id, board.location, board.factory(), _ignore)
+        assert result.passed, result
+        device = site_devices(site, order_id)[board.chip_uid.hex()]
+        assert device.drbg_index == before + 5
+        assert_board_matches_site(board, device)
+    assert runner.keystore.next_index == before + 6

@@ -276,3 +276,16 @@ def test_power_loss_leaves_a_partly_written_page_and_next_run_recovers(
         backend.erase(None)
         backend.program(segments)
         backend.verify(segments)
+
+
+@EVERY_FAMILY
+def test_unaligned_segment_is_padded_with_erased_bytes(backend: SwdBackend,
+                                                       profile: Profile) -> None:
+    segments = [MemorySegment(FLASH + 0x101, b"\x12\x34\x56"),
+                MemorySegment(FLASH + 0x180, b"\xab" * 8)]  # same page, programmed once
+    backend.erase(None)
+    backend.program(segments)
+    backend.verify(segments)
+    assert backend.read(FLASH + 0xFC, 12) == bytes.fromhex("ffffffffff123456ffffffff")
+    assert backend.read(FLASH, 0x100) == b"\xff" * 0x100
+    assert backend.read(FLASH + 0x188, 0x100) == b"\xff" * 0x100

@@ -31,7 +31,7 @@ def pyocd(*args: str, directory: Path | None) -> subprocess.CompletedProcess[str
                           timeout=60, check=False)
 
 
-@pytest.fixture(params=["stm32f103c8", "stm32f411ce", "stm32l432kc"])
+@pytest.fixture(params=["stm32f103c8", "stm32f411ce"])
 def profile_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -16,7 +16,6 @@ from provisioner.station.engine import (
     Event,
     EventKind,
     advance,
-    close_locally,
 )
 
 MAIN_CHAIN = [
@@ -106,12 +105,6 @@ def test_terminal_states_accept_only_the_acknowledgement(state: AttemptState) ->
         else:
             with pytest.raises(IllegalTransition):
                 advance(attempt, FULL[kind])
-
-
-def test_close_locally_only_from_an_end_state() -> None:
-    with pytest.raises(IllegalTransition):
-        close_locally(_fresh())
-    assert close_locally(Attempt("a", "l", "o", "p", state=AttemptState.failed)).closed
 
 
 @given(st.lists(st.sampled_from(list(EventKind)), max_size=20))

@@ -49,6 +49,9 @@ def test_latest_snapshot_and_history_survive_reopen(tmp_path: Path) -> None:
     assert reopened.history("a1") == [AttemptState.detected, AttemptState.uid_read,
                                       AttemptState.granted]
     assert reopened.highest_index() == 4
+    reopened.append(replace(_attempt(AttemptState.refused, drbg_index=9, code="quota_exhausted"),
+                            attempt_id="a3", closed=True))
+    assert reopened.highest_index() == 4  # a refused request did not consume its index
 
 
 def test_programmed_chips_and_failed_device_ids(tmp_path: Path) -> None:

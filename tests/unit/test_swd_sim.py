@@ -295,3 +295,17 @@ def test_core_stores_reach_flash_only_through_the_fpec() -> None:
     assert board.flash_bytes(FLASH + 0x10, 2) == b"\x34\x12"
     run_store(board, 0x0 + 0x10, 0x5678)  # through the boot alias, onto a programmed cell
     assert board.flash_bytes(FLASH + 0x10, 2) == b"\x34\x12"
+
+
+def test_reset_boots_the_firmware_from_the_vector_table() -> None:
+    firmware = (0x20005000).to_bytes(4, "little") + (0x08000009).to_bytes(4, "little")
+    firmware += bytes.fromhex("2a2000be")  # movs r0, #42 ; bkpt #0
+    board = make_board(content=firmware + b"\xff" * (SPEC.flash_size_bytes - len(firmware)))
+    bus = board.bus
+    bus.write(0xE000EDF0, 4, 0xA05F0001)  # debugger attached, core not halted
+    bus.write(0xE000ED0C, 4, 0x05FA0004)  # AIRCR.SYSRESETREQ
+    assert bus.read(0xE000EDF0, 4) & (1 << 17)  # ran into the BKPT
+    bus.write(0xE000EDF4, 4, 0)
+    assert bus.read(0xE000EDF8, 4) == 42
+    bus.write(0xE000EDF4, 4, 13)
+    assert bus.read(0xE000EDF8, 4) == 0x20005000

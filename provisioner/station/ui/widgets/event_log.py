@@ -33,7 +33,8 @@ class EventLog(RichLog):
     """A scrolling log that starts with ``backlog`` (entries from before the bench opened)."""
 
     def __init__(self, backlog: Iterable[LogEntry] = (), *, id: str | None = None) -> None:
-        super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=True)
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=True,
+                         min_width=20)
         self._backlog = list(backlog)
 
     def on_mount(self) -> None:

@@ -1,0 +1,44 @@
+"""`provisioner sim` commands: serve virtual boards until Ctrl-C (one subcommand per board)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+
+import click
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+
+
+@click.group()
+def sim_group() -> None:
+    """Run virtual boards for demos and tests."""
+
+
+@sim_group.command("serial")
+@click.option("--profile", required=True, help="Hardware profile name or TOML path.")
+@click.option("--throttle-baud", type=int, help="Pace every byte as a real line at this baud.")
+@click.option("--chip-uid", help="Chip UID as hex (random when omitted).")
+def serial_command(profile: str, throttle_baud: int | None, chip_uid: str | None) -> None:
+    """Serve an AN3155 ROM bootloader on a pseudo-terminal and print its path."""
+    from hw_profiles import load_profile
+    from provisioner.sim.an3155_board import VirtualSerialBoard
+
+    loaded = load_profile(profile)
+    uid = (bytes.fromhex(chip_uid) if chip_uid
+           else secrets.token_bytes(loaded.chip_uid.size_bytes))
+    board = VirtualSerialBoard(loaded, chip_uid=uid, throttle_baud=throttle_baud,
+                               bits_per_byte=10)
+    port = board.start()
+    try:
+        click.echo(port)
+        click.echo(f"{loaded.name} chip_uid {uid.hex()} on {port} (8N1); Ctrl-C stops",
+                   err=True)
+        _wait_for_interrupt()
+    finally:
+        board.stop()
