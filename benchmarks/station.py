@@ -203,7 +203,7 @@ def main(argv: list[str]) -> int:
     print("  median per engine state (time spent in the state):")
     for state, state_ms in per_state.items():
         print(f"    {state:<18} {statistics.median(state_ms):7.2f} ms")
-    print(f"key-stream persistence: state 'granted' (site call + write-ahead + key) "
+    print(f"key-stream persistence: state 'granted' (write-ahead + key + decrypt + patch) "
           f"{write_ahead:.2f} ms vs one scrypt re-seal {reseal_ms:.2f} ms "
           f"(ratio {reseal_ms / max(write_ahead, 1e-6):.1f}x)")
     return 0

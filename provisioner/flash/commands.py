@@ -69,8 +69,7 @@ def _reported(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except (ProvisionerError, HexError, ProfileValidationError, ValueError) as exc:
-            if click.get_current_context().find_root().params.get("debug") or (
-                    click.get_current_context().obj or {}).get("debug"):
+            if (click.get_current_context().obj or {}).get("debug"):
                 raise
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 

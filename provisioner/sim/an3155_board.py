@@ -360,7 +360,7 @@ class VirtualSerialBoard:
 
 
 def _pace(deadline: float) -> None:
-    """Wait until ``deadline`` (monotonic s): sleep the bulk, spin the last bit (sleep overshoots)."""
+    """Wait until ``deadline`` (monotonic s): sleep the bulk, spin the rest (sleep overshoots)."""
     remaining = deadline - time.monotonic()
     if remaining > SPIN_S:
         time.sleep(remaining - SPIN_S)

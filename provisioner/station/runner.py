@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -61,7 +62,7 @@ class StationRunner:
         self.journal = journal
         self.keystore = keystore
         self._transport_key = transport_key
-        self._profiles = profiles
+        self._profiles = functools.lru_cache(maxsize=16)(profiles)
         self._grant_lock = threading.Lock()
         self._orders: dict[str, wire.OrderSummary] = {}
         self._crash_at = os.environ.get(CRASH_ENV)

@@ -9,7 +9,9 @@ from serial_fixtures import CHIP_UID, fixture_segments, serial_board
 from hw_profiles import load_profile
 from provisioner.errors import (
     AddressOutOfRange,
+    BootloaderNack,
     ChipMismatch,
+    ProbeError,
     ReadoutProtected,
     VerifyMismatch,
 )
@@ -133,3 +135,34 @@ def test_flash_cli_write_info_read_erase_protect(tmp_path: object) -> None:
     result = runner.invoke(flash_group, ["--profile", "stm32f103c8", "info"])
     assert result.exit_code == 2
     assert "--port or --probe" in result.output
+
+
+def test_write_protection_go_and_get_version() -> None:
+    profile = load_profile("stm32f103c8")
+    with serial_board() as board:
+        backend = SerialRomBackend(board.port, profile)
+        with opened(backend):
+            assert backend.get_version() == (0x22, b"\xa5\x5a")
+            board.write_protected.add(1)
+            with pytest.raises(BootloaderNack) as nack:
+                backend.program([MemorySegment(0x08000400, b"\x00" * 16)])
+            assert (nack.value.phase, nack.value.address) == ("after the data", 0x08000400)
+            backend.write_unprotect()
+            assert not board.write_protected
+            backend.program([MemorySegment(0x08000400, b"\x00" * 16)])
+            backend.protect(1)
+            assert backend.get_version()[1] == b"\x00\xff"
+            with pytest.raises(ReadoutProtected):
+                backend.program([MemorySegment(0x08000800, b"\x00" * 16)])
+            backend.protect(0)
+            backend.go(0x08000000)  # the bootloader hands over and stops answering
+        with opened(backend):  # a fresh sync brings it back
+            assert backend.read(0x08000400, 16) == b"\xff" * 16
+
+
+def test_a_missing_port_is_a_probe_error() -> None:
+    backend = SerialRomBackend("/dev/does-not-exist", load_profile("stm32f103c8"))
+    with pytest.raises(ProbeError) as exc:
+        backend.open()
+    assert "/dev/does-not-exist" in str(exc.value)
+    backend.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,19 @@ def test_index_reused_jumps_forward_never_back(site: DemoSite, runner: StationRu
         assert device.drbg_index == before + 5
         assert_board_matches_site(board, device)
     assert runner.keystore.next_index == before + 6
+
+
+def test_a_changed_local_profile_is_refused_before_any_grant(site: DemoSite,
+                                                             runner: StationRunner) -> None:
+    order_id = site.add_order(1)
+    tampered = StationRunner(
+        station_id=runner.station_id, client=runner.client, journal=runner.journal,
+        keystore=runner.keystore, transport_key=runner._transport_key,
+        profiles=lambda name: replace(profile(), sha256="0" * 64),
+    )
+    with virtual_boards(1) as (board,):
+        result = tampered.provision_board(order_id, board.location, board.factory(), _ignore)
+        assert (result.passed, result.code) == (False, "invalid_request")
+        assert "differs" in result.detail
+        assert is_blank(board)
+    assert site_grants(site, order_id) == []

@@ -49,7 +49,9 @@ class ScriptedRunner:
     """The StationRunner methods the UI calls, with a fixed script per location.
 
     ``script`` maps a location to ``"pass"``, a failure code, or ``"hold"`` (stop at 50 %
-    of programming until ``release`` is set). ``quantity`` units are authorised.
+    of programming until ``release`` is set or the app is told to exit, so that the app's
+    shutdown after the screenshot does not wait on the held board). ``quantity`` units
+    are authorised.
     """
 
     def __init__(self, script: Mapping[str, str], quantity: int) -> None:
@@ -58,6 +60,7 @@ class ScriptedRunner:
         self.produced = 0
         self.held = threading.Event()
         self.release = threading.Event()
+        self.app: StationApp | None = None
         self._turn = 0
         self._order = list(script)
         self._cond = threading.Condition()
@@ -114,7 +117,7 @@ class ScriptedRunner:
                 if outcome == "hold" and operation is Operation.program and \
                         done == FLASH_SIZE_BYTES // 2:
                     self.held.set()
-                    self.release.wait(timeout=30)
+                    self._hold()
             if outcome == "verify_mismatch" and operation is Operation.program:
                 return self._end(listener, BoardFinished(
                     location, attempt_id, AttemptState.failed, False, outcome,
@@ -127,6 +130,12 @@ class ScriptedRunner:
         return self._end(listener, BoardFinished(location, attempt_id, AttemptState.reported,
                                                  True, None, "programmed", chip_uid, device_id))
 
+    def _hold(self) -> None:
+        for _ in range(600):
+            if self.release.wait(0.05) or (self.app is not None
+                                           and self.app.return_value is not None):
+                return
+
     @staticmethod
     def _end(listener: Listener, result: BoardFinished) -> BoardFinished:
         listener(result)
@@ -136,7 +145,8 @@ class ScriptedRunner:
 def make_app(runner: ScriptedRunner) -> StationApp:
     """The app over the scripted runner (which never touches the backends it is handed)."""
     boards = {location: _placeholder_backend for location in runner.script}
-    return StationApp(runner, boards, clock=lambda: FIXED_TIME, cursor_blink=False)
+    runner.app = StationApp(runner, boards, clock=lambda: FIXED_TIME, cursor_blink=False)
+    return runner.app
 
 
 def _placeholder_backend() -> FlashBackend:

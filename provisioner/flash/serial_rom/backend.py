@@ -199,6 +199,14 @@ class SerialRomBackend:
         p.check_ack(reply, "write_unprotect", "after the operation")
         self._resync()
 
+    def get_version(self) -> tuple[int, bytes]:
+        """Return the bootloader version and the two option bytes Get Version (0x01) reports."""
+        self._require_info()
+        self._send_command(p.Command.get_version, "get_version")
+        reply = self._link.read(4, ACK_TIMEOUT_S, "get_version", "reading the reply")
+        p.check_ack(reply[3:], "get_version", "after the reply")
+        return reply[0], reply[1:3]
+
     def go(self, address: int) -> None:
         """Jump to the code at ``address`` (Go 0x21); the bootloader stops answering."""
         self._send_command(p.Command.go, "go", address)
