@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from provisioner.site import admin, catalogue
 from provisioner.site.context import open_site
 from provisioner.site.db.models import Device, Grant
-from provisioner.site.enrolment import open_bundle
+from provisioner.crypto.bundle import open_bundle
 from provisioner.site.sitedir import SiteDir
 
 REPO = Path(__file__).resolve().parents[1]

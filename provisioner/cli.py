@@ -38,3 +38,7 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="provisioner")
 def main() -> None:
     """Secure manufacturing provisioning: protected site, station, flash tools, virtual boards."""
+
+
+if __name__ == "__main__":
+    main()

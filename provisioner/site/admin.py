@@ -22,7 +22,7 @@ from provisioner.site.context import SiteContext, open_site, seed_aad, transport
 from provisioner.site.db import migrate, repo
 from provisioner.site.db.engine import make_engine, sqlite_url, transaction
 from provisioner.site.db.models import Operator, Station
-from provisioner.site.enrolment import new_passphrase, seal_bundle
+from provisioner.site.enrolment import new_passphrase, seal_station_bundle
 from provisioner.site.sessions import sign_out_all
 from provisioner.site.sitedir import SiteDir, SiteDirError, SiteSettings
 
@@ -125,7 +125,7 @@ def add_station(
             ),
             next_index=0, status="active", created_at=now,
         )
-        blob = seal_bundle(
+        blob = seal_station_bundle(
             station_id=station_id, site_url=site_url, ca_cert_pem=ca.cert_pem,
             client_cert_pem=client.cert_pem, client_key_pem=client.key_pem, seed=seed,
             transport_key=transport_key, passphrase=passphrase, scrypt_n=scrypt_n,

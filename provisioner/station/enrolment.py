@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from pathlib import Path
 
-from provisioner.crypto.sealed import StationSecrets, save_station_secrets, unseal_bytes
+from provisioner.crypto.bundle import open_bundle
+from provisioner.crypto.sealed import StationSecrets, save_station_secrets
 from provisioner.crypto.secret import Secret
-from provisioner.errors import StationConfigError, UnsupportedVersion
+from provisioner.errors import StationConfigError
 from provisioner.station.config import StationConfig, StationPaths
 from provisioner.station.keystore import KeyStore
 
-BUNDLE_FORMAT = "provisioner-enrolment/v1"
 MIN_PASSPHRASE_CHARS = 8
 
 
@@ -34,8 +31,7 @@ def enroll(
 
     Raises:
         WrongPassphrase, Tampered, Truncated, UnsupportedVersion: the bundle does not open.
-        StationConfigError: the directory is already enrolled, the passphrase is too short, or
-            the bundle lacks a field.
+        StationConfigError: the directory is already enrolled or the passphrase is too short.
     """
     paths = StationPaths(data_dir)
     if paths.config.exists() or paths.secrets.exists():
@@ -44,29 +40,20 @@ def enroll(
         raise StationConfigError(
             str(data_dir), f"station passphrase needs at least {MIN_PASSPHRASE_CHARS} characters"
         )
-    with unseal_bytes(bundle_path.read_bytes(), one_time_passphrase,
-                      source=str(bundle_path)) as plain:
-        raw = json.loads(bytes(plain.reveal()).decode("utf-8"))
-    if not isinstance(raw, dict) or raw.get("format") != BUNDLE_FORMAT:
-        raise UnsupportedVersion(str(bundle_path))
-    try:
-        config = StationConfig(
-            station_id=str(raw["station_id"]),
-            site_url=str(raw["site_url"]),
-            ca_cert_pem=str(raw["ca_cert_pem"]),
-            client_cert_pem=str(raw["client_cert_pem"]),
-        )
-        drbg_state = Secret(base64.b64decode(raw["drbg_state"], validate=True))
-        secrets = StationSecrets(
-            station_id=config.station_id,
-            drbg_state=Secret(b""),
-            transport_key=Secret(base64.b64decode(raw["transport_key"], validate=True)),
-            tls_key_pem=Secret(str(raw["client_key_pem"]).encode("ascii")),
-        )
-    except (KeyError, binascii.Error) as exc:
-        raise StationConfigError(str(bundle_path), f"bundle lacks a valid field: {exc}") from exc
-    finally:
-        raw.clear()
+    bundle = open_bundle(bundle_path.read_bytes(), one_time_passphrase, source=str(bundle_path))
+    config = StationConfig(
+        station_id=bundle.station_id,
+        site_url=bundle.site_url,
+        ca_cert_pem=bundle.ca_cert_pem.decode("ascii"),
+        client_cert_pem=bundle.client_cert_pem.decode("ascii"),
+    )
+    drbg_state = bundle.drbg_state
+    secrets = StationSecrets(
+        station_id=config.station_id,
+        drbg_state=Secret(b""),
+        transport_key=bundle.transport_key,
+        tls_key_pem=bundle.client_key_pem,
+    )
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         KeyStore.create(paths.keystream, config.station_id, secrets.transport_key,

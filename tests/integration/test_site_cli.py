@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from site_fixtures import REPO
 
 from provisioner.site.admin_cli import site_group
-from provisioner.site.enrolment import open_bundle
+from provisioner.crypto.bundle import open_bundle
 
 
 def _run(runner: CliRunner, site: Path, *args: str, stdin: str | None = None) -> str:

@@ -17,6 +17,7 @@ from station_fixtures import (
     site_devices,
     station,
 )
+from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
@@ -24,6 +25,7 @@ from provisioner.demo import DemoBoard, DemoSite, virtual_boards
 from provisioner.site import admin, catalogue
 from provisioner.station.runner import StationRunner
 from provisioner.station.ui.app import StationApp
+from provisioner.station.ui.messages import QuitRequested
 from provisioner.station.ui.screens.bench import BenchScreen
 from provisioner.station.ui.screens.orders import OrdersScreen
 from provisioner.station.ui.screens.signin import SignInScreen
@@ -48,8 +50,8 @@ def runner(site: DemoSite) -> Iterator[StationRunner]:
 
 @pytest.fixture
 def boards(tmp_path: Path) -> Iterator[list[DemoBoard]]:
-    """Three virtual SWD boards (the pyOCD probe plugin on the simulated Cortex-M)."""
-    with virtual_boards(0, swd_count=3, swd_dir=tmp_path / "swd") as boards:
+    """Two AN3155 boards on ptys and one SWD board behind the virtual pyOCD probe."""
+    with virtual_boards(2, swd_count=1, swd_dir=tmp_path / "swd") as boards:
         assert len(boards) == 3, "the virtual SWD probe plugin did not load"
         yield boards
 
@@ -160,7 +162,7 @@ async def test_pilot_signs_in_picks_the_order_and_provisions_three_boards(
             assert row[4].endswith("100%")
             assert_board_matches_site(board, device)
         status = str(bench.query_one("#order-status", Static).render())
-        assert "produced 3 of 3" in status and "remaining 0" in status
+        assert "produced 3 of 3 · remaining 0" in status
         assert "exhausted" in banner_text(pilot)  # the counts say no unit is left
 
         await pilot.press("q")
@@ -222,20 +224,26 @@ async def test_quit_waits_for_the_boards_in_flight(
     app = StationApp(runner, {b.location: b.factory for b in boards}, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
         await open_bench(pilot, site, order_id)
+        banners_at_quit: list[str] = []
+
+        def on_message(message: Message) -> None:
+            if isinstance(message, QuitRequested):  # just handled by the app
+                banners_at_quit.append(banner_text(pilot))
+
+        app.message_signal.subscribe(app, on_message, immediate=True)
         # both keys queued at once: pilot.press would wait until the app is idle, i.e. done
         app.simulate_key("enter")
         app.simulate_key("q")
-        await pilot.pause()
-        assert banner_text(pilot) == "Finishing 3 boards… the station quits when they are done."
-        assert app.is_running
         await settle(pilot)
+        assert banners_at_quit == ["Finishing 3 boards… the station quits when they are done."]
         assert not app.is_running  # it quit by itself once the last board finished
     assert app.return_code == 0
     assert catalogue.show_order(site.server.context, order_id).produced == 3
 
 
 async def test_site_unreachable_and_lockout_in_operator_words(tmp_path: Path) -> None:
-    with served_site(tmp_path) as site, station(site, tmp_path / "station", "station-down") as runner, \
+    with served_site(tmp_path) as site, \
+            station(site, tmp_path / "station", "station-down") as runner, \
             virtual_boards(0, swd_count=1, swd_dir=tmp_path / "swd") as boards:
         admin.add_operator(site.server.context, "operator-2", "246810")
         order_id = site.add_order(2)
