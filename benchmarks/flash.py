@@ -103,12 +103,18 @@ def run_serial_benchmark(rounds: int = ROUNDS) -> list[str]:
 
 
 def main() -> None:
-    """Print the serial benchmark."""
+    """Print the serial benchmark, then the SWD one (``benchmarks/flash_swd.py``)."""
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         worker(sys.argv[2])
         return
-    for line in run_serial_benchmark(int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS):
-        print(line)
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS
+    for line in run_serial_benchmark(rounds):
+        print(line, flush=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from flash_swd import run_swd_benchmark
+
+    for line in run_swd_benchmark(rounds):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

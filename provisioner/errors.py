@@ -20,7 +20,8 @@ ProvisionerError
 │  ├─ ReadoutProtected(operation)
 │  ├─ VerifyMismatch(address, expected, found)
 │  ├─ AddressOutOfRange(address, size)
-│  └─ OperatorActionRequired(action)
+│  ├─ OperatorActionRequired(action)
+│  └─ TargetOperationFailed(operation, reason, address)   bus fault, flash algorithm failure
 ├─ Refused(detail)  — .code is the wire code, rendered as problem+json by MRO lookup
 │  ├─ QuotaExhausted          quota_exhausted
 │  ├─ DuplicateChip           duplicate_chip
@@ -40,9 +41,11 @@ ProvisionerError
 │  ├─ UpdateNotEnabled        update_not_enabled
 │  ├─ AlreadyDelivered        already_delivered
 │  ├─ AlreadyProvisioned(device_id)  already_provisioned   (station side: ID zone not blank)
+│  ├─ SiteBusy                site_unavailable   (503: retry with the same request_id)
 │  └─ InvalidRequest          invalid_request
 ├─ IllegalTransition(state, event)
-└─ AuditError ─ ChainBroken(seq, kind)
+├─ StationConfigError(path, reason)   station data directory missing, not enrolled, invalid
+└─ AuditError ─ ChainBroken(seq, kind), AuditDataRefused(key_path, reason)
 ```
 
 Errors keep their facts as attributes and render them in ``__str__``; none ever
@@ -417,6 +420,13 @@ class AlreadyProvisioned(Refused):
     def __init__(self, detail: str, device_id: int | None = None) -> None:
         self.device_id = device_id
         super().__init__(detail)
+
+
+class SiteBusy(Refused):
+    """The site could not finish the request now (database busy); retry with the same request_id."""
+
+    code = "site_unavailable"
+    http_status = 503
 
 
 class InvalidRequest(Refused):

@@ -7,6 +7,8 @@ import threading
 
 import click
 
+from provisioner.sim.swd_commands import sim_swd_command
+
 
 def _wait_for_interrupt() -> None:
     try:
@@ -42,3 +44,6 @@ def serial_command(profile: str, throttle_baud: int | None, chip_uid: str | None
         _wait_for_interrupt()
     finally:
         board.stop()
+
+
+sim_group.add_command(sim_swd_command, "swd")

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hex_generator import HexError
 from hw_profiles import ProfileValidationError
-from provisioner.errors import InvalidRequest, ProvisionerError, Refused
+from provisioner.errors import InvalidRequest, ProvisionerError, Refused, SiteBusy
 from provisioner.wire import PROBLEM_CONTENT_TYPE, Problem, problem_from_refusal
 
 
@@ -51,11 +51,8 @@ async def _site_error(request: Request, exc: Exception) -> JSONResponse:
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # The database edge: a deadlock, a lost connection or a timeout. Nothing was committed,
     # so the station may retry with the same request_id (SQL text is kept out of the answer).
-    return problem_response(Problem(
-        type="urn:provisioner:problem:site_unavailable", title="site unavailable", status=503,
-        detail=f"database error ({type(exc).__name__}); retry with the same request_id",
-        code="site_unavailable", request_id=_request_id(request),
-    ))
+    busy = SiteBusy(f"database error ({type(exc).__name__}); retry with the same request_id")
+    return problem_response(problem_from_refusal(busy, _request_id(request)))
 
 
 def install_problem_handlers(app: FastAPI) -> None:

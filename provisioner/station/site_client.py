@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ValidationError
 
 from provisioner import wire
-from provisioner.errors import SiteProtocolError, SiteUnreachable
+from provisioner.errors import SiteBusy, SiteProtocolError, SiteUnreachable
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -151,7 +151,13 @@ class SiteClient:
                     raise SiteUnreachable(self.base_url, _reason(exc)) from exc
                 failure = exc
             else:
-                return _decode(response, answer_type)
+                try:
+                    return _decode(response, answer_type)
+                except SiteBusy:
+                    if not idempotent or attempt > self._retries:
+                        raise
+                    time.sleep(RETRY_BACKOFF_S * attempt)
+                    continue
             if attempt > self._retries:
                 raise SiteUnreachable(self.base_url, _reason(failure)) from failure
             time.sleep(RETRY_BACKOFF_S * attempt)

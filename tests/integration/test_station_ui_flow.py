@@ -273,3 +273,21 @@ async def test_site_unreachable_and_lockout_in_operator_words(tmp_path: Path) ->
         async with app.run_test(size=SIZE) as pilot:
             assert await sign_in(pilot, site.operator_id, site.pin) == (
                 "Site unreachable: your PIN cannot be checked. Check the network, then retry.")
+
+
+async def test_an_operator_signed_in_beforehand_starts_at_the_orders(
+    site: DemoSite, runner: StationRunner
+) -> None:
+    order_id = site.add_order(1)
+    app = StationApp(runner, {}, signed_in_as=site.operator_id, cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, OrdersScreen)
+        assert app.sub_title == f"operator {site.operator_id}"
+        listed = {row[0]: row[3:] for row in row_texts(app.screen.query_one(OrderTable))}
+        assert listed[order_id] == ["1", "0", "1"]
+        await pilot.press("enter")  # no board attached: the bench says so
+        await pilot.pause()
+        assert isinstance(app.screen, BenchScreen)
+        await pilot.press("q")
+    assert app.return_code == 0

@@ -20,6 +20,7 @@ from provisioner import wire
 from provisioner.errors import (
     IndexReused,
     Refused,
+    SiteBusy,
     SiteProtocolError,
     SiteUnreachable,
     refusal_classes,
@@ -42,7 +43,10 @@ def _problem(code: str, status: int = 409, **extra: object) -> httpx.Response:
 
 
 @pytest.mark.parametrize("code", sorted(refusal_classes()))
-def test_every_problem_code_becomes_its_refusal_with_the_site_detail(code: str) -> None:
+def test_every_problem_code_becomes_its_refusal_with_the_site_detail(
+    code: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(site_client, "RETRY_BACKOFF_S", 0.0)
     cls = refusal_classes()[code]
     client = _client(httpx.MockTransport(lambda request: _problem(code, expected_index=9)))
     with pytest.raises(Refused) as info:
@@ -82,6 +86,38 @@ def test_idempotent_calls_retry_with_the_same_body(monkeypatch: pytest.MonkeyPat
     assert len(bodies) == 3
     assert len(set(bodies)) == 1
     assert json.loads(bodies[0])["request_id"] == "req-0001"
+
+
+def test_busy_site_is_retried_with_the_same_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(site_client, "RETRY_BACKOFF_S", 0.0)
+    bodies: list[bytes] = []
+    grant = {"grant_id": "g-1", "order_id": "o-1", "device_id": 7, "drbg_index": 3,
+             "key_size_bytes": 16, "profile": "stm32f103c8", "profile_sha256": "0" * 64,
+             "template": "", "expires_at": "2026-01-01T00:00:00Z"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        if len(bodies) < 3:
+            return _problem("site_unavailable", status=503)
+        return httpx.Response(200, json=grant)
+
+    answer = _client(httpx.MockTransport(handler), retries=2).request_grant("o-1", GRANT)
+    assert answer.device_id == 7
+    assert len(bodies) == 3
+    assert len(set(bodies)) == 1
+
+
+def test_busy_site_is_not_retried_for_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(site_client, "RETRY_BACKOFF_S", 0.0)
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return _problem("site_unavailable", status=503)
+
+    with pytest.raises(SiteBusy):
+        _client(httpx.MockTransport(handler)).sign_in("op", "1234")
+    assert len(calls) == 1
 
 
 def test_sign_in_is_not_retried_after_a_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,7 +63,8 @@ class StationApp(App[int]):
     """Sign-in → order picker → bench; one thread worker per board (at most 8 at once).
 
     ``boards`` maps each location (port or probe) to a factory building its backend.
-    ``clock`` stamps log lines and ``cursor_blink`` may be switched off for snapshots.
+    ``signed_in_as`` names the operator when the runner is already signed in (the sign-in
+    screen is skipped). ``clock`` stamps log lines; ``cursor_blink`` is off for snapshots.
     The app's return code is 0 when the last attempt at every location passed.
     """
 
@@ -73,8 +74,10 @@ class StationApp(App[int]):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit")]
 
     def __init__(self, runner: Runner, boards: Mapping[str, BackendFactory], *,
-                 clock: Callable[[], datetime] = datetime.now, cursor_blink: bool = True) -> None:
+                 signed_in_as: str | None = None, clock: Callable[[], datetime] = datetime.now,
+                 cursor_blink: bool = True) -> None:
         super().__init__()
+        self._signed_in_as = signed_in_as
         self._runner = runner
         self._boards = dict(boards)
         self._clock = clock
@@ -93,8 +96,10 @@ class StationApp(App[int]):
     # --- screens -------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        """Start at the sign-in screen."""
+        """Start at the sign-in screen (or load the orders for an operator signed in)."""
         self.push_screen(SignInScreen(cursor_blink=self._cursor_blink))
+        if self._signed_in_as is not None:
+            self._sign_in(self._signed_in_as, None)
 
     @property
     def bench(self) -> BenchScreen | None:
@@ -271,9 +276,11 @@ class StationApp(App[int]):
     # --- workers (threads: the runner blocks) --------------------------------------------
 
     @work(thread=True, group="site", exit_on_error=False)
-    def _sign_in(self, operator_id: str, pin: str) -> None:
+    def _sign_in(self, operator_id: str, pin: str | None) -> None:
+        """Sign in (``pin`` None: already signed in), settle open attempts, load the orders."""
         try:
-            self._runner.sign_in(operator_id, pin)
+            if pin is not None:
+                self._runner.sign_in(operator_id, pin)
         except ProvisionerError as exc:
             self.post_message(SignInFailed(wording.sign_in_error(exc)))
             return
@@ -345,8 +352,13 @@ class StationApp(App[int]):
         self.bench.alert(alert)
 
 
-def run_ui(runner: Runner, boards: Mapping[str, BackendFactory]) -> int:
-    """Run the operator UI until the operator quits; return the app's exit code."""
-    app = StationApp(runner, boards)
+def run_ui(runner: Runner, boards: Mapping[str, BackendFactory], *,
+           signed_in_as: str | None = None) -> int:
+    """Run the operator UI until the operator quits; return the app's exit code.
+
+    ``signed_in_as``: the runner is already signed in as this operator (e.g. the demo), so
+    the UI opens at the order picker.
+    """
+    app = StationApp(runner, boards, signed_in_as=signed_in_as)
     app.run()
     return app.return_code or 0

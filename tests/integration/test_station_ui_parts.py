@@ -1,0 +1,77 @@
+"""The station UI's own pieces: row folding, progress throttling, message coalescing, wording."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from provisioner.errors import AuthenticationFailed, OperatorLocked, SiteUnreachable
+from provisioner.flash.backend import Operation, ProgressEvent
+from provisioner.station.engine import AttemptState
+from provisioner.station.events import BoardFinished, BoardProgress, BoardUpdate
+from provisioner.station.ui import board_view, wording
+from provisioner.station.ui.board_view import BoardView, Verdict
+from provisioner.station.ui.listener import BoardListener
+from provisioner.station.ui.messages import BoardChanged, BoardDone, BoardProgressed
+from provisioner.station.ui.widgets.board_table import render_row
+
+
+class Collector:
+    """Stands in for the app as the target of ``post_message`` (records what is posted)."""
+
+    def __init__(self) -> None:
+        self.posted: list[Message] = []
+
+    def post_message(self, message: Message) -> bool:
+        self.posted.append(message)
+        return True
+
+
+def progress(location: str, operation: Operation, done: int, total: int = 1000) -> BoardProgress:
+    return BoardProgress(location, ProgressEvent(operation, done, total))
+
+
+def test_rows_fold_updates_progress_and_the_verdict() -> None:
+    view = board_view.starting(BoardView("/dev/ttyUSB0"))
+    view = board_view.fold(view, BoardUpdate("/dev/ttyUSB0", "a1", AttemptState.granted,
+                                             "0011223344556677", 42, 7, "granted"))
+    view = board_view.fold(view, progress("/dev/ttyUSB0", Operation.program, 250))
+    assert (view.verdict, view.state, view.device_id, view.percent) == (
+        Verdict.running, "granted", 42, 25)
+    assert [cell.plain for cell in render_row(view)][3:] == ["program…", "██░░░░░░  25%", "…"]
+    failed = board_view.fold(view, BoardFinished("/dev/ttyUSB0", "a1", AttemptState.failed,
+                                                 False, "verify_mismatch", "at 0x08000400",
+                                                 None, None))
+    assert (failed.verdict, failed.code, failed.device_id, failed.is_startable) == (
+        Verdict.failed, "verify_mismatch", 42, False)
+    assert [cell.plain for cell in render_row(failed)] == [
+        "/dev/ttyUSB0", "…44556677", "42", "verify_mismatch", "", "FAIL"]
+
+
+def test_listener_posts_progress_once_per_percent_and_every_state() -> None:
+    target = Collector()
+    listener = BoardListener(target)  # type: ignore[arg-type]
+    listener(BoardUpdate("p", "a", AttemptState.flashing, None, None, None, "flashing"))
+    for done in range(0, 1001, 2):  # 501 events, 101 distinct percents
+        listener(progress("p", Operation.verify, done))
+    listener(BoardFinished("p", "a", AttemptState.reported, True, None, "programmed", None, 1))
+    kinds = [type(message) for message in target.posted]
+    assert kinds == [BoardChanged] + [BoardProgressed] * 101 + [BoardDone]
+
+
+def test_a_newer_progress_message_of_the_same_board_replaces_a_queued_one() -> None:
+    older = BoardProgressed(progress("p", Operation.program, 10))
+    assert older.can_replace(BoardProgressed(progress("p", Operation.verify, 0)))
+    assert not older.can_replace(BoardProgressed(progress("q", Operation.program, 20)))
+    assert not older.can_replace(BoardDone(BoardFinished("p", "a", AttemptState.reported, True,
+                                                         None, "", None, None)))
+
+
+def test_sign_in_errors_are_in_operator_words() -> None:
+    assert wording.sign_in_error(AuthenticationFailed("unknown operator or wrong PIN")) == (
+        "Wrong operator ID or PIN. Try again.")
+    locked = OperatorLocked("operator op-1 locked out for 15 minutes after 5 failures")
+    assert wording.sign_in_error(locked).startswith("Locked for 15 minutes")
+    assert wording.sign_in_error(OperatorLocked("operator op-1 is locked out")).startswith(
+        "Locked for now")
+    assert wording.sign_in_error(SiteUnreachable("https://site", "refused")).startswith(
+        "Site unreachable")
