@@ -20,6 +20,7 @@ from station_fixtures import (
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
+from textual.worker import Worker
 
 from provisioner.demo import DemoBoard, DemoSite, virtual_boards
 from provisioner.site import admin, catalogue
@@ -131,8 +132,18 @@ async def test_pilot_signs_in_picks_the_order_and_provisions_three_boards(
     order_id = site.add_order(3)
     app = StationApp(runner, {b.location: b.factory for b in boards}, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
-        said = await sign_in(pilot, site.operator_id, "0000" if site.pin != "0000" else "1111")
+        worker_reprs: list[str] = []
+
+        def on_message(message: Message) -> None:
+            if isinstance(message, Worker.StateChanged):
+                worker_reprs.append(repr(message.worker))
+
+        app.message_signal.subscribe(app, on_message, immediate=True)
+        wrong_pin = "0000" if site.pin != "0000" else "1111"
+        said = await sign_in(pilot, site.operator_id, wrong_pin)
         assert said == "Wrong operator ID or PIN. Try again."
+        assert worker_reprs  # the sign-in ran in a worker, whose repr never shows the PIN
+        assert all(wrong_pin not in text for text in worker_reprs)
         assert await sign_in(pilot, site.operator_id, site.pin) == ""
         orders = app.screen
         assert isinstance(orders, OrdersScreen)

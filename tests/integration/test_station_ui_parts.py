@@ -44,7 +44,7 @@ def test_rows_fold_updates_progress_and_the_verdict() -> None:
     assert (failed.verdict, failed.code, failed.device_id, failed.is_startable) == (
         Verdict.failed, "verify_mismatch", 42, False)
     assert [cell.plain for cell in render_row(failed)] == [
-        "/dev/ttyUSB0", "…44556677", "42", "verify_mismatch", "", "FAIL"]
+        "/dev/ttyUSB0", "…344556677", "42", "verify_mismatch", "", "FAIL"]
 
 
 def test_listener_posts_progress_once_per_percent_and_every_state() -> None:
@@ -75,3 +75,12 @@ def test_sign_in_errors_are_in_operator_words() -> None:
         "Locked for now")
     assert wording.sign_in_error(SiteUnreachable("https://site", "refused")).startswith(
         "Site unreachable")
+
+
+
+def test_the_pin_stays_out_of_the_sign_in_message_repr() -> None:
+    from provisioner.station.ui.messages import SignInSubmitted
+
+    message = SignInSubmitted("op-1", "731942")
+    assert message.pin == "731942"
+    assert "731942" not in repr(message)

@@ -164,7 +164,9 @@ class StationApp(App[int]):
     def on_site_trouble(self, message: SiteTrouble) -> None:
         """Show a site problem on the current screen."""
         self._site_down = self._site_down or message.unreachable
-        if isinstance(self.screen, OrdersScreen):
+        if isinstance(self.screen, SignInScreen):
+            self.screen.error = message.reason
+        elif isinstance(self.screen, OrdersScreen):
             self.screen.alert(Alert("error", message.reason))
         else:
             self._note(message.reason, "warning")
@@ -241,7 +243,11 @@ class StationApp(App[int]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Forget finished board workers; quit when the last one ends while quitting."""
         worker = event.worker
-        if worker.group != BOARD_GROUP or not worker.is_finished:
+        if worker.group != BOARD_GROUP:
+            if event.state is WorkerState.ERROR:  # a site call failed unexpectedly
+                self.on_site_trouble(SiteTrouble(f"station error: {worker.error}", False))
+            return
+        if not worker.is_finished:
             return
         location = self._board_workers.pop(worker, None)
         if location is None:
@@ -275,7 +281,8 @@ class StationApp(App[int]):
 
     # --- workers (threads: the runner blocks) --------------------------------------------
 
-    @work(thread=True, group="site", exit_on_error=False)
+    # an explicit description keeps the PIN out of the worker's repr (Textual lists the args)
+    @work(thread=True, group="site", exit_on_error=False, description="sign in")
     def _sign_in(self, operator_id: str, pin: str | None) -> None:
         """Sign in (``pin`` None: already signed in), settle open attempts, load the orders."""
         try:

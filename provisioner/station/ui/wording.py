@@ -38,7 +38,7 @@ def sign_in_error(exc: ProvisionerError) -> str:
 def site_trouble(exc: ProvisionerError) -> str:
     """Explain why the orders could not be loaded."""
     if isinstance(exc, SiteUnreachable):
-        return "Site unreachable: counts may be stale."
+        return "Site unreachable: orders and counts cannot be loaded. Check the network."
     if isinstance(exc, AuthenticationFailed):
         return "Your session ended: quit and sign in again."
     return f"The site refused: {exc}"
