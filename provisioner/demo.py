@@ -190,7 +190,7 @@ def run_demo(*, work_dir: Path, use_ui: bool, out: Callable[[str], None] = click
             if use_ui:
                 from provisioner.station.ui.app import run_ui
 
-                code = run_ui(runner, factories)
+                code = run_ui(runner, factories, signed_in_as=site.operator_id)
             else:
                 summary = run_headless(runner, order_id, factories, len(factories), out=out)
                 code = 1 if summary.failed else 0
