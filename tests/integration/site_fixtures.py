@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from provisioner.crypto.bundle import EnrolmentBundle, open_bundle
 from provisioner.site import admin, catalogue
 from provisioner.site.context import SiteContext, open_site
-from provisioner.crypto.bundle import EnrolmentBundle, open_bundle
 from provisioner.site.sitedir import SiteDir
 
 PG_SERVER = "127.0.0.1:5432"

@@ -9,8 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from site_fixtures import REPO
 
-from provisioner.site.admin_cli import site_group
 from provisioner.crypto.bundle import open_bundle
+from provisioner.site.admin_cli import site_group
 
 
 def _run(runner: CliRunner, site: Path, *args: str, stdin: str | None = None) -> str:
