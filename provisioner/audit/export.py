@@ -1,4 +1,9 @@
-"""Write an audit export: a tar of entries.jsonl, public_key.pem and manifest.json, atomically."""
+"""Write an audit export: a tar of entries, public key, manifest and its signature, atomically.
+
+The manifest (count, first/last seq, head hash, digest of the entries) is signed with the
+manufacturer key, so cutting entries off the end and rewriting the manifest is detected
+by anyone without that key.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,14 @@ from provisioner.audit.chain import GENESIS_HASH, JSON, AuditEntry, canonical_js
 from provisioner.errors import AuditError
 
 if TYPE_CHECKING:
-    from provisioner.crypto.signing import VerifyKey
+    from provisioner.crypto.signing import SigningKey
 
 EXPORT_FORMAT = "provisioner-audit-export/1"
 ENTRIES_MEMBER = "entries.jsonl"
 KEY_MEMBER = "public_key.pem"
 MANIFEST_MEMBER = "manifest.json"
-MEMBERS = (MANIFEST_MEMBER, KEY_MEMBER, ENTRIES_MEMBER)
+SIGNATURE_MEMBER = "manifest.sig"
+MEMBERS = (MANIFEST_MEMBER, SIGNATURE_MEMBER, KEY_MEMBER, ENTRIES_MEMBER)
 
 
 def encode_entries(entries: Iterable[AuditEntry]) -> bytes:
@@ -54,23 +60,27 @@ def _add_member(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
 
 
 def write_export(
-    path: Path | str, entries: Iterable[AuditEntry], verify_key: VerifyKey, *, site_name: str
+    path: Path | str, entries: Iterable[AuditEntry], signer: SigningKey, *, site_name: str
 ) -> None:
-    """Verify ``entries`` under ``verify_key`` and write them as an export tar at ``path``.
+    """Verify ``entries`` under ``signer``'s public key and write them as an export tar.
 
-    The file appears complete or not at all (temporary file, fsync, rename).
+    The manifest is signed by ``signer`` (``manifest.sig``, hex Ed25519 over the manifest
+    member's bytes). The file appears complete or not at all (temporary file, fsync, rename).
 
     Raises:
         ChainBroken: the entries do not verify (a broken chain is never exported).
         AuditError: the file cannot be written.
     """
     items = list(entries)
+    verify_key = signer.verify_key
     verify_chain(items, verify_key)
     entries_bytes = encode_entries(items)
     manifest = build_manifest(items, entries_bytes, verify_key.key_id, site_name)
+    manifest_bytes = canonical_json(manifest) + b"\n"
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        _add_member(archive, MANIFEST_MEMBER, canonical_json(manifest) + b"\n")
+        _add_member(archive, MANIFEST_MEMBER, manifest_bytes)
+        _add_member(archive, SIGNATURE_MEMBER, signer.sign(manifest_bytes).hex().encode())
         _add_member(archive, KEY_MEMBER, verify_key.to_pem())
         _add_member(archive, ENTRIES_MEMBER, entries_bytes)
     target = Path(path)

@@ -15,9 +15,10 @@ from provisioner.audit.export import (
     KEY_MEMBER,
     MANIFEST_MEMBER,
     MEMBERS,
+    SIGNATURE_MEMBER,
 )
 from provisioner.crypto.signing import VerifyKey
-from provisioner.errors import AuditError, CryptoError
+from provisioner.errors import AuditError, BadSignature, CryptoError
 
 _MAX_MEMBER_BYTES = 1 << 30
 
@@ -101,6 +102,20 @@ def _check(path: Path, name: str, manifest: dict[str, object], found: object) ->
         )
 
 
+def _check_manifest_signature(path: Path, key: VerifyKey, manifest: bytes, raw: bytes) -> None:
+    try:
+        signature = bytes.fromhex(raw.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise AuditError(f"{path}: {SIGNATURE_MEMBER} is not a hex signature") from exc
+    try:
+        key.verify(manifest, signature, what=MANIFEST_MEMBER)
+    except BadSignature as exc:
+        raise AuditError(
+            f"{path}: {MANIFEST_MEMBER} is not signed by key {key.key_id} "
+            "(the manifest or its signature was changed)"
+        ) from exc
+
+
 def read_export(
     path: Path | str, *, expected_key: VerifyKey | None = None, expected_key_id: str | None = None
 ) -> tuple[VerifySummary, list[AuditEntry]]:
@@ -111,7 +126,8 @@ def read_export(
 
     Raises:
         ChainBroken: the first bad entry (seq and kind).
-        AuditError: unreadable tar, missing/extra member, bad manifest, key or key mismatch.
+        AuditError: unreadable tar, missing/extra member, bad manifest or manifest signature,
+            bad key or key mismatch.
     """
     source = Path(path)
     members = _read_members(source)
@@ -130,6 +146,7 @@ def read_export(
             f"{source}: export is signed by key {key.key_id}, not the expected {expected_key_id}"
         )
     _check(source, "key_id", manifest, key.key_id)
+    _check_manifest_signature(source, key, members[MANIFEST_MEMBER], members[SIGNATURE_MEMBER])
     entries = _entries(source, members[ENTRIES_MEMBER])
     count = verify_chain(entries, key)
     _check(source, "entries_sha256", manifest, hashlib.sha256(members[ENTRIES_MEMBER]).hexdigest())

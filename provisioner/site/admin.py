@@ -219,7 +219,7 @@ def export_audit(ctx: SiteContext, path: Path) -> int:
     """Write the audit chain as an export tar; return the number of entries."""
     with ctx.factory() as session:
         entries = repo.audit_entries(session)
-    write_export(path, entries, ctx.signer.verify_key, site_name=ctx.site_name)
+    write_export(path, entries, ctx.signer, site_name=ctx.site_name)
     return len(entries)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -43,7 +44,7 @@ def entries(signer: SigningKey) -> list[AuditEntry]:
 @pytest.fixture
 def export(tmp_path: Path, signer: SigningKey, entries: list[AuditEntry]) -> Path:
     path = tmp_path / "audit.tar"
-    write_export(path, entries, signer.verify_key, site_name="Plant <1>")
+    write_export(path, entries, signer, site_name="Plant <1>")
     return path
 
 
@@ -71,7 +72,8 @@ def test_round_trip(export: Path, signer: SigningKey, entries: list[AuditEntry])
     assert summary.key_pinned
     assert (summary.first_time, summary.last_time) == (entries[0].time, entries[-1].time)
     assert summary.site_name == "Plant <1>"
-    assert sorted(members_of(export)) == ["entries.jsonl", "manifest.json", "public_key.pem"]
+    assert sorted(members_of(export)) == [
+        "entries.jsonl", "manifest.json", "manifest.sig", "public_key.pem"]
     assert not verify_export(export).key_pinned
     assert not list(export.parent.glob(".audit.tar.*"))
 
@@ -79,14 +81,14 @@ def test_round_trip(export: Path, signer: SigningKey, entries: list[AuditEntry])
 def test_export_is_deterministic(tmp_path: Path, signer: SigningKey,
                                  entries: list[AuditEntry], export: Path) -> None:
     again = tmp_path / "again.tar"
-    write_export(again, entries, signer.verify_key, site_name="Plant <1>")
+    write_export(again, entries, signer, site_name="Plant <1>")
     assert again.read_bytes() == export.read_bytes()
 
 
 def test_broken_chain_is_never_exported(tmp_path: Path, signer: SigningKey,
                                         entries: list[AuditEntry]) -> None:
     with pytest.raises(ChainBroken):
-        write_export(tmp_path / "x.tar", entries[1:], signer.verify_key, site_name="s")
+        write_export(tmp_path / "x.tar", entries[1:], signer, site_name="s")
     assert not (tmp_path / "x.tar").exists()
 
 
@@ -121,11 +123,28 @@ def test_tampered_manifest_is_caught(export: Path) -> None:
         manifest["count"] = COUNT + 1
         return {**members, "manifest.json": canonical_json(manifest)}
     rewrite(export, change)
-    with pytest.raises(AuditError, match="count = 51, entries give 50"):
+    with pytest.raises(AuditError, match="manifest.json is not signed by key"):
         verify_export(export)
 
 
-@pytest.mark.parametrize("member", ["entries.jsonl", "manifest.json", "public_key.pem"])
+def test_truncation_with_a_rewritten_manifest_is_caught(export: Path) -> None:
+    """Cutting the newest entries and recomputing the manifest needs the signing key."""
+    def truncate(members: dict[str, bytes]) -> dict[str, bytes]:
+        lines = members["entries.jsonl"].splitlines()[:-3]
+        body = b"".join(line + b"\n" for line in lines)
+        manifest = json.loads(members["manifest.json"])
+        last = json.loads(lines[-1])
+        manifest.update(count=len(lines), last_seq=last["seq"], head_hash=last["hash"],
+                        entries_sha256=hashlib.sha256(body).hexdigest())
+        return {**members, "entries.jsonl": body,
+                "manifest.json": canonical_json(manifest) + b"\n"}
+    rewrite(export, truncate)
+    with pytest.raises(AuditError, match="not signed by key"):
+        verify_export(export)
+
+
+@pytest.mark.parametrize(
+    "member", ["entries.jsonl", "manifest.json", "manifest.sig", "public_key.pem"])
 def test_missing_member_is_named(export: Path, member: str) -> None:
     rewrite(export, lambda m: {k: v for k, v in m.items() if k != member})
     with pytest.raises(AuditError, match=f"lacks member.*{member}"):
