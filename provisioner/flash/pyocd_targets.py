@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from pyocd.core.memory_map import FlashRegion, MemoryMap, RamRegion
 from pyocd.debug.svd.loader import SVDFile
 from pyocd.target import TARGET
 from pyocd.target.builtin import target_STM32F103RC, target_STM32F412xx
+from pyocd.target.family.target_nRF52 import NRF52
+
+LOG = logging.getLogger(__name__)
+APPROTECT_SUFFIX = "_approtect"
 
 STM32F103C8_TARGET = "stm32f103c8"
 
@@ -49,3 +56,29 @@ def register_targets() -> None:
     """Add the custom targets to pyOCD's target table (idempotent)."""
     for name, cls in CUSTOM_TARGETS.items():
         TARGET.setdefault(name, cls)
+
+
+class _OpensWhenLocked:
+    """nRF52 mixin: skip the FICR part-info read on a chip whose APPROTECT blocks the AHB-AP.
+
+    pyOCD's nRF52 target reads FICR through a core that a locked chip never lets it discover,
+    so connecting without auto-unlock would fail; with this the session opens with the CTRL-AP
+    alone (and no cores), which is all ``is_locked`` and ``mass_erase`` need.
+    """
+
+    def check_part_info(self: Any) -> None:
+        if self.is_locked():
+            LOG.info("APPROTECT enabled: part information (FICR) is not readable")
+            return
+        super().check_part_info()  # type: ignore[misc]
+
+
+def nrf52_lockable_target(name: str) -> str:
+    """Register and name a variant of pyOCD's nRF52 target ``name`` that opens when locked."""
+    variant = name + APPROTECT_SUFFIX
+    if variant not in TARGET:
+        base = TARGET[name]
+        if not issubclass(base, NRF52):
+            raise ValueError(f"pyOCD target {name} is not an nRF52")
+        TARGET[variant] = type(base.__name__ + "Lockable", (_OpensWhenLocked, base), {})
+    return variant

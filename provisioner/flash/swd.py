@@ -29,12 +29,14 @@ from provisioner.flash.backend import (
     no_progress,
 )
 from provisioner.flash.pyocd_errors import translate
-from provisioner.flash.pyocd_targets import register_targets
+from provisioner.flash.pyocd_targets import nrf52_lockable_target, register_targets
 from provisioner.flash.swd_protect import (
     PROTECTORS,
     family_of,
     launch_option_load_stm32l4,
+    protect_nrf52,
     readout_protected,
+    reset_nrf52,
 )
 
 READ_CHUNK_BYTES = 4096
@@ -96,15 +98,20 @@ class SwdBackend:
         if self._session is not None:
             return
         register_targets()
+        target_name, options = self._target_name, dict(SESSION_OPTIONS)
+        if self._family == "nrf52":  # a locked nRF52 hides its core: connect to the CTRL-AP only
+            target_name = nrf52_lockable_target(target_name)
+            options["allow_no_cores"] = True
         with self._edge("open"):
             session = ConnectHelper.session_with_chosen_probe(
-                blocking=False, unique_id=self._probe_uid, target_override=self._target_name,
-                options=dict(SESSION_OPTIONS))
+                blocking=False, unique_id=self._probe_uid, target_override=target_name,
+                options=options)
             if session is None:
                 raise ProbeError(f"no debug probe with unique ID {self._probe_uid}")
             try:
                 session.open()
-                session.target.halt()
+                if session.target.cores:
+                    session.target.halt()
             except pe.Error:
                 with suppress(pe.Error):  # release the probe; the first error is the one to see
                     session.close()
@@ -115,6 +122,7 @@ class SwdBackend:
     def read_uid(self) -> bytes:
         """The factory unique ID from the profile's UID address."""
         uid = self._profile.chip_uid
+        self._refuse_without_core("read UID")
         with self._edge("read UID", uid.base):
             return bytes(self._target.read_memory_block8(uid.base, uid.size_bytes))
 
@@ -133,6 +141,7 @@ class SwdBackend:
         return bytes(out)
 
     def _read_chunk(self, address: int, size: int, operation: str) -> bytes:
+        self._refuse_without_core(operation)
         with self._edge(operation, address, memory=True):
             return bytes(self._target.read_memory_block8(address, size))
 
@@ -142,6 +151,11 @@ class SwdBackend:
             if self._family == "nrf52":
                 return bool(self._target.is_locked())
             return readout_protected(self._target, self._family)
+
+    def _refuse_without_core(self, operation: str) -> None:
+        """A locked nRF52 connects without a core: memory is out of the debugger's reach."""
+        if not self._target.cores:
+            raise ReadoutProtected(operation)
 
     def _refuse_if_protected(self, operation: str) -> None:
         """Debug-connected flash writes are refused (or silently dropped) under RDP level 1."""
@@ -260,18 +274,40 @@ class SwdBackend:
         if level not in self.capabilities.readout_protection_levels:
             raise FlashError(f"readout protection level {level} is not offered")
         target = self._target
+        if self._family == "nrf52":
+            self._protect_nrf52(level)
+            return
         with self._edge("protect"):
             target.halt()
-            if self._family == "nrf52" and level == 0:
-                if not target.mass_erase():
-                    raise FlashError("nRF52 CTRL-AP mass erase did not complete")
-            else:
-                PROTECTORS[self._family](target, level, time.monotonic)
+            PROTECTORS[self._family](target, level, time.monotonic)
             if self._family == "stm32l4":
                 # OBL_LAUNCH resets the chip; the write's answer may be lost with it
                 with suppress(pe.TransferError):
                     launch_option_load_stm32l4(target)
             target.reset_and_halt()
+
+    def _protect_nrf52(self, level: int) -> None:
+        """Level 1: UICR.APPROTECT through the NVMC; level 0: CTRL-AP ERASEALL (erases all).
+
+        Either takes effect at the CTRL-AP reset that follows, after which the debug port shows
+        a different chip (core hidden or back), so the session reconnects.
+        """
+        target = self._target
+        with self._edge("protect"):
+            if level == 0:
+                if not target.mass_erase():  # ERASEALL, then the CTRL-AP reset
+                    raise FlashError("nRF52 CTRL-AP mass erase did not complete")
+            elif not target.is_locked():
+                target.halt()
+                protect_nrf52(target, level, time.monotonic)
+                reset_nrf52(target.ctrl_ap)
+        self._reconnect()
+
+    def _reconnect(self) -> None:
+        session, self._session = self._session, None
+        with self._edge("reconnect"):
+            session.close()
+        self.open()
 
     def close(self) -> None:
         """Reset the chip so it runs its new firmware, and release the probe (always safe).
@@ -283,7 +319,7 @@ class SwdBackend:
         if session is None:
             return
         try:
-            if self._link_ok:
+            if self._link_ok and session.target.cores:
                 session.target.reset()
         except pe.Error:
             pass  # the chip may be gone; closing must still release the probe

@@ -165,6 +165,21 @@ def protect_nrf52(port: RegisterPort, level: int, clock: Clock = time.monotonic)
     port.write32(NVMC_CONFIG, NVMC_CONFIG_REN)
 
 
+class AccessPortRegisters(Protocol):
+    """Register access to one access port (pyOCD's ``AccessPort`` provides it)."""
+
+    def write_reg(self, addr: int, data: int) -> None: ...
+
+
+CTRL_AP_RESET = 0x000
+
+
+def reset_nrf52(ctrl_ap: AccessPortRegisters) -> None:
+    """Pulse CTRL-AP RESET: a system reset that reloads UICR.APPROTECT (nRF52840 PS v1.7)."""
+    ctrl_ap.write_reg(CTRL_AP_RESET, 1)
+    ctrl_ap.write_reg(CTRL_AP_RESET, 0)
+
+
 PROTECTORS: dict[str, Callable[[RegisterPort, int, Clock], None]] = {
     "stm32f1": protect_stm32f1,
     "stm32f4": protect_stm32f4,

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import ctypes
-from typing import Protocol
-
 from provisioner.sim.bus import BusFault, PowerRail, RegisterFile
 from provisioner.sim.cortex_m import CortexM
+from provisioner.sim.flash_cells import FlashCells, lane, map_dbgmcu, wire_main_flash
 
 FPEC_BASE = 0x40022000
 INFO_BASE = 0x1FFFF000  # system memory page holding F_SIZE, the UID and the option bytes
 OPTION_BYTES = 0x1FFFF800
 OPTION_BYTES_SIZE = 16
 FLASH_SIZE_REGISTER = 0x1FFFF7E0
-DBGMCU_BASE = 0xE0042000
 RDP_UNPROTECTED = 0xA5
 KEY1 = 0x45670123
 KEY2 = 0xCDEF89AB
@@ -43,8 +40,8 @@ class Stm32F1Flash:
         self.page_size_bytes = page_size_bytes
         self.option_bytes = option_bytes
         self.power = power
-        self._buffer = (ctypes.c_ubyte * size_bytes).from_buffer_copy(content)
-        self.memory = memoryview(self._buffer).cast("B")
+        self.cells = FlashCells(content)
+        self.memory = self.cells.memory
         self._sr = 0
         self._cr = CR_LOCK
         self._ar = 0
@@ -63,17 +60,13 @@ class Stm32F1Flash:
         self._wire(core, dev_id)
 
     def _wire(self, core: CortexM, dev_id: int) -> None:
-        core.map_flash((self.base, 0x0), self.memory, ctypes.addressof(self._buffer),
-                       self.program)
-        for alias in (self.base, 0x0):
-            core.bus.attach(alias, self.size_bytes, FlashArray(self, alias))
+        wire_main_flash(core, self, self.cells, (self.base, 0x0))
         core.map_mmio(FPEC_BASE, 0x1000, self)
         core.bus.attach(FPEC_BASE, 0x400, self)
         info = _InfoPage(self)
         core.map_mmio(INFO_BASE, 0x1000, info)
         core.bus.attach(INFO_BASE, 0x1000, info)
-        dbgmcu = RegisterFile({0x0: 0x20030000 | dev_id}, read_only=frozenset({0x0}))
-        core.map_device(DBGMCU_BASE, 0x1000, dbgmcu)
+        map_dbgmcu(core, 0x20030000 | dev_id)
         core.reset_listeners.append(self.reset)
 
     # --- state -----------------------------------------------------------------------------
@@ -111,7 +104,7 @@ class Stm32F1Flash:
                  WRPR: self.wrpr}.get(word)
         if value is None:
             return self._acr.read(offset, size) if word == ACR else 0
-        return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
+        return lane(value, offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
         """Write an FPEC register: key sequences, status clearing, control and address."""
@@ -165,17 +158,17 @@ class Stm32F1Flash:
             if self.readout_protected:
                 self._sr |= SR_WRPRTERR
                 return
-            self.memory[:] = b"\xff" * self.size_bytes
+            self.cells.erase()
         elif self._cr & CR_PER:
             page = (self._ar - self.base) // self.page_size_bytes
             if not 0 <= page < self.size_bytes // self.page_size_bytes or self._page_locked(page):
                 self._sr |= SR_WRPRTERR
                 return
             start = page * self.page_size_bytes
-            self.memory[start:start + self.page_size_bytes] = b"\xff" * self.page_size_bytes
+            self.cells.erase(start, self.page_size_bytes)
         elif self._cr & CR_OPTER and self._cr & CR_OPTWRE:
             if self.readout_protected:  # RDP removal: the main flash is mass-erased first
-                self.memory[:] = b"\xff" * self.size_bytes
+                self.cells.erase()
             self.option_bytes[:] = b"\xff" * OPTION_BYTES_SIZE
         self._sr |= SR_EOP
 
@@ -218,35 +211,6 @@ class Stm32F1Flash:
         data = value & 0xFF
         self.option_bytes[offset:offset + 2] = bytes((data, data ^ 0xFF))
         self._sr |= SR_EOP
-
-
-class FlashController(Protocol):
-    """What the debugger's view of main flash needs from a flash controller model."""
-
-    memory: memoryview
-
-    @property
-    def readout_protected(self) -> bool: ...
-
-    def program(self, offset: int, size: int, value: int) -> None: ...
-
-
-class FlashArray:
-    """The debugger's view of main flash at one alias: reads refused while RDP is active."""
-
-    def __init__(self, flash: FlashController, alias: int) -> None:
-        self._flash = flash
-        self._alias = alias
-
-    def read(self, offset: int, size: int) -> int:
-        if self._flash.readout_protected:
-            raise BusFault(self._alias + offset, "flash read refused: readout protection active")
-        return int.from_bytes(self._flash.memory[offset:offset + size], "little")
-
-    def write(self, offset: int, size: int, value: int) -> None:
-        if self._flash.readout_protected:
-            raise BusFault(self._alias + offset, "flash write refused: readout protection active")
-        self._flash.program(offset, size, value)
 
 
 class _InfoPage:

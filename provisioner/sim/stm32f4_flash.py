@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import ctypes
-
 from provisioner.sim.bus import BusFault, PowerRail, RegisterFile
 from provisioner.sim.cortex_m import CortexM
-from provisioner.sim.stm32_fpec import KEY1, KEY2, FlashArray
+from provisioner.sim.flash_cells import (
+    FlashCells,
+    lane,
+    map_dbgmcu,
+    map_read_only,
+    wire_main_flash,
+)
+from provisioner.sim.stm32_fpec import KEY1, KEY2
 
 FLASH_PAGE = 0x40023000  # the 4 KiB page holding the flash interface at 0x40023C00
 FLASH_IF = 0xC00
@@ -40,8 +45,8 @@ class Stm32F4Flash:
         self.size_bytes = size_bytes
         self.sectors = sectors
         self.option_bytes = option_bytes
-        self._buffer = (ctypes.c_ubyte * size_bytes).from_buffer_copy(content)
-        self.memory = memoryview(self._buffer).cast("B")
+        self.cells = FlashCells(content)
+        self.memory = self.cells.memory
         self._sr = 0
         self._cr = CR_LOCK
         self._optcr = 0
@@ -57,17 +62,10 @@ class Stm32F4Flash:
         self._wire(core, dev_id)
 
     def _wire(self, core: CortexM, dev_id: int) -> None:
-        core.map_flash((self.base, 0x0), self.memory, ctypes.addressof(self._buffer),
-                       self.program)
-        for alias in (self.base, 0x0):
-            core.bus.attach(alias, self.size_bytes, FlashArray(self, alias))
-        core.map_mmio(FLASH_PAGE, 0x1000, self)
-        core.bus.attach(FLASH_PAGE, 0x1000, self)
-        system_memory = SystemMemory(INFO_BASE, self.info)
-        core.map_mmio(INFO_BASE, 0x1000, system_memory)
-        core.bus.attach(INFO_BASE, 0x1000, system_memory)
-        dbgmcu = RegisterFile({0x0: 0x10000000 | dev_id}, read_only=frozenset({0x0}))
-        core.map_device(0xE0042000, 0x1000, dbgmcu)
+        wire_main_flash(core, self, self.cells, (self.base, 0x0))
+        core.map_device(FLASH_PAGE, 0x1000, self)
+        map_read_only(core, INFO_BASE, self.info)
+        map_dbgmcu(core, 0x10000000 | dev_id)
         core.reset_listeners.append(self.reset)
 
     @property
@@ -91,7 +89,7 @@ class Stm32F4Flash:
         reg = offset - FLASH_IF
         value = {ACR: self._acr.read(0, 4), SR: self._sr, CR: self._cr,
                  OPTCR: self._optcr}.get(reg & ~3, 0)
-        return (value >> (8 * (reg & 3))) & ((1 << (8 * size)) - 1)
+        return lane(value, reg, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
         """Write a flash interface register."""
@@ -133,7 +131,7 @@ class Stm32F4Flash:
             self._sr |= SR_WRPERR
             return
         if self._cr & CR_MER:
-            self.memory[:] = b"\xff" * self.size_bytes
+            self.cells.erase()
         elif self._cr & CR_SER:
             number = (self._cr >> CR_SNB_SHIFT) & 0xF
             if number >= len(self.sectors):
@@ -141,7 +139,7 @@ class Stm32F4Flash:
                 return
             start, size = self.sectors[number]
             offset = start - self.base
-            self.memory[offset:offset + size] = b"\xff" * size
+            self.cells.erase(offset, size)
         self._sr |= SR_EOP
 
     def _commit_options(self) -> None:
@@ -149,7 +147,7 @@ class Stm32F4Flash:
         new_rdp = (self._optcr >> 8) & 0xFF
         old_rdp = self.option_bytes[1]
         if old_rdp != RDP_LEVEL0 and new_rdp == RDP_LEVEL0:
-            self.memory[:] = b"\xff" * self.size_bytes
+            self.cells.erase()
         word = self._optcr & ~(OPTCR_OPTLOCK | OPTCR_OPTSTRT)
         self.option_bytes[:] = word.to_bytes(4, "little")
         self._sr |= SR_EOP
@@ -180,19 +178,3 @@ class Stm32F4Flash:
 def offset_of(reg: int) -> int:
     """Offset of a flash interface register inside the 4 KiB page mapped at FLASH_PAGE."""
     return FLASH_IF + reg
-
-
-class SystemMemory:
-    """Factory-programmed system memory (UID, flash size): readable, writes fault."""
-
-    def __init__(self, base: int, content: bytearray) -> None:
-        self._base = base
-        self._content = content
-
-    def read(self, offset: int, size: int) -> int:
-        """Little-endian bytes at ``offset``."""
-        return int.from_bytes(self._content[offset:offset + size], "little")
-
-    def write(self, offset: int, size: int, value: int) -> None:
-        """System memory cannot be written."""
-        raise BusFault(self._base + offset, "system memory is read-only")

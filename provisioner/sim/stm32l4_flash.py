@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 
 from provisioner.sim.bus import BusFault, PowerRail, RegisterFile
 from provisioner.sim.cortex_m import CortexM
-from provisioner.sim.stm32_fpec import KEY1, KEY2, FlashArray
-from provisioner.sim.stm32f4_flash import OPTKEY1, OPTKEY2, SystemMemory
+from provisioner.sim.flash_cells import (
+    FlashCells,
+    lane,
+    map_dbgmcu,
+    map_read_only,
+    wire_main_flash,
+)
+from provisioner.sim.stm32_fpec import KEY1, KEY2
+from provisioner.sim.stm32f4_flash import OPTKEY1, OPTKEY2
 
 FLASH_REGS = 0x40022000
 ACR, KEYR, OPTKEYR, SR, CR, OPTR = 0x00, 0x08, 0x0C, 0x10, 0x14, 0x20
@@ -40,8 +46,8 @@ class Stm32L4Flash:
         self.page_size_bytes = page_size_bytes
         self.option_bytes = option_bytes
         self.power = power
-        self._buffer = (ctypes.c_ubyte * size_bytes).from_buffer_copy(content)
-        self.memory = memoryview(self._buffer).cast("B")
+        self.cells = FlashCells(content)
+        self.memory = self.cells.memory
         self._system_reset: Callable[[], None] = core.reset
         self._sr = 0
         self._cr = CR_LOCK | CR_OPTLOCK
@@ -56,16 +62,11 @@ class Stm32L4Flash:
         kib = (size_bytes // 1024).to_bytes(2, "little")
         info[FLASH_SIZE_OFFSET:FLASH_SIZE_OFFSET + 2] = kib
         self.reset()
-        core.map_flash((base, 0x0), self.memory, ctypes.addressof(self._buffer), self.program)
-        for alias in (base, 0x0):
-            core.bus.attach(alias, size_bytes, FlashArray(self, alias))
+        wire_main_flash(core, self, self.cells, (base, 0x0))
         core.map_mmio(FLASH_REGS, 0x1000, self)
         core.bus.attach(FLASH_REGS, 0x400, self)
-        system_memory = SystemMemory(INFO_BASE, info)
-        core.map_mmio(INFO_BASE, 0x1000, system_memory)
-        core.bus.attach(INFO_BASE, 0x1000, system_memory)
-        dbgmcu = RegisterFile({0x0: 0x10000000 | dev_id}, read_only=frozenset({0x0}))
-        core.map_device(0xE0042000, 0x1000, dbgmcu)
+        map_read_only(core, INFO_BASE, info)
+        map_dbgmcu(core, 0x10000000 | dev_id)
         core.reset_listeners.append(self.reset)
 
     @property
@@ -88,7 +89,7 @@ class Stm32L4Flash:
         """Read a flash register."""
         value = {ACR: self._acr.read(0, 4), SR: self._sr, CR: self._cr,
                  OPTR: self._optr}.get(offset & ~3, 0)
-        return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
+        return lane(value, offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
         """Write a flash register: keys, status clearing, control, options."""
@@ -128,20 +129,20 @@ class Stm32L4Flash:
             self._sr |= SR_WRPERR
             return
         if self._cr & CR_MER1:
-            self.memory[:] = b"\xff" * self.size_bytes
+            self.cells.erase()
         elif self._cr & CR_PER:
             page = (self._cr >> CR_PNB_SHIFT) & CR_PNB_MASK
             if page >= self.size_bytes // self.page_size_bytes:
                 self._sr |= SR_WRPERR
                 return
             start = page * self.page_size_bytes
-            self.memory[start:start + self.page_size_bytes] = b"\xff" * self.page_size_bytes
+            self.cells.erase(start, self.page_size_bytes)
         self._sr |= SR_EOP
 
     def _commit_options(self) -> None:
         """OPTSTRT: store FLASH_OPTR; going from RDP level 1 to level 0 mass-erases first."""
         if self.option_bytes[0] != RDP_LEVEL0 and self._optr & 0xFF == RDP_LEVEL0:
-            self.memory[:] = b"\xff" * self.size_bytes
+            self.cells.erase()
         self.option_bytes[:] = self._optr.to_bytes(4, "little")
         self._sr |= SR_EOP
 

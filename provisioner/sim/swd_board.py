@@ -1,4 +1,4 @@
-"""A virtual STM32 F1/F4/L4 SWD board: the chip assembled, state files that outlive a process."""
+"""A virtual STM32 F1/F4/L4 or nRF52 SWD board: the chip assembled, state files that persist."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from hw_profiles import Profile, load_profile
 from provisioner.sim.bus import Bus, PowerRail, ReadAsZero
 from provisioner.sim.coresight_rom import attach_debug_components
 from provisioner.sim.cortex_m import CortexM
+from provisioner.sim.nrf52_ctrl_ap import CTRL_AP_NUM, CtrlAp
+from provisioner.sim.nrf52_nvmc import Nrf52Flash, default_uicr
 from provisioner.sim.stm32_fpec import Stm32F1Flash, default_option_bytes
 from provisioner.sim.stm32f4_flash import Stm32F4Flash, default_option_word
 from provisioner.sim.stm32l4_flash import Stm32L4Flash, default_option_register
-from provisioner.sim.swd_dap import BoardFaults, SwDap
+from provisioner.sim.swd_dap import AccessPortDevice, BoardFaults, SwDap
 
 STATE_VERSION = 1
 CPUID_CORTEX_M3_R1P1 = 0x411FC231
@@ -27,7 +29,9 @@ FAMILIES: dict[str, tuple[int, int]] = {  # family → (CPUID, unicorn CPU model
     "stm32f1": (CPUID_CORTEX_M3_R1P1, arm_const.UC_CPU_ARM_CORTEX_M3),
     "stm32f4": (CPUID_CORTEX_M4_R0P1, arm_const.UC_CPU_ARM_CORTEX_M4),
     "stm32l4": (CPUID_CORTEX_M4_R0P1, arm_const.UC_CPU_ARM_CORTEX_M4),
+    "nrf52": (CPUID_CORTEX_M4_R0P1, arm_const.UC_CPU_ARM_CORTEX_M4),
 }
+FAMILY_NAME_LENGTH = {"stm32_option_bytes": 7, "nrf52_approtect": 5}  # "stm32f1", "nrf52"
 L4_SRAM2 = (0x10000000, 0x4000)  # SRAM2 at its own address (also aliased after SRAM1)
 DEV_ID_STM32F1 = {65536: 0x410, 131072: 0x410, 262144: 0x414, 524288: 0x414}
 DEV_ID_STM32F411 = 0x431
@@ -57,8 +61,9 @@ class ChipSpec:
     @classmethod
     def from_profile(cls, profile: Profile) -> ChipSpec:
         """Check that the profile describes a chip this emulation models and take its layout."""
-        family = profile.mcu.lower()[:7]
-        if profile.readout_protection.method != "stm32_option_bytes" or family not in FAMILIES:
+        length = FAMILY_NAME_LENGTH[profile.readout_protection.method]
+        family = profile.mcu.lower()[:length]
+        if family not in FAMILIES:
             raise BoardStateError(f"profile {profile.name}: {profile.mcu} is not emulated "
                                   f"(families: {', '.join(FAMILIES)})")
         page = profile.flash.page_size_bytes
@@ -71,6 +76,8 @@ class ChipSpec:
 
 def default_options(family: str) -> bytearray:
     """Factory option bytes of a family, in the board's state file layout."""
+    if family == "nrf52":
+        return default_uicr()
     if family == "stm32l4":
         return default_option_register()
     return default_option_bytes() if family == "stm32f1" else default_option_word()
@@ -91,8 +98,17 @@ class VirtualSwdBoard:
         cpuid, cpu_model = FAMILIES[spec.family]
         self.core = CortexM(self.bus, cpuid=cpuid, cpu_model=cpu_model)
         self.core.map_ram(spec.ram_base, spec.ram_size_bytes)
-        self.flash: Stm32F1Flash | Stm32F4Flash | Stm32L4Flash
-        if spec.family == "stm32l4":
+        self.flash: Stm32F1Flash | Stm32F4Flash | Stm32L4Flash | Nrf52Flash
+        aps: dict[int, AccessPortDevice] = {}
+        if spec.family == "nrf52":
+            self.flash = Nrf52Flash(
+                self.core, size_bytes=spec.flash_size_bytes,
+                page_size_bytes=spec.page_size_bytes or 0,
+                ram=(spec.ram_base, spec.ram_size_bytes), chip_uid=chip_uid,
+                uid_address=spec.uid_address, uicr=option_bytes, content=flash_content,
+                power=self.power)
+            aps[CTRL_AP_NUM] = CtrlAp(self.core, self.flash)
+        elif spec.family == "stm32l4":
             self.core.map_ram(*L4_SRAM2)
             self.flash = Stm32L4Flash(
                 self.core, base=spec.flash_base, size_bytes=spec.flash_size_bytes,
@@ -116,9 +132,14 @@ class VirtualSwdBoard:
         self.bus.attach(0x40000000, 0x20000000, ReadAsZero())  # unmodelled peripherals
         self.bus.attach(0xE0000000, 0x00100000, ReadAsZero())  # rest of the private bus
         self.faults = faults  # as configured; what the state file keeps
-        self.dap = SwDap(self.bus, replace(faults))
+        self.dap = SwDap(self.bus, replace(faults), aps=aps,
+                         mem_ap_enabled=self._debug_port_open)
         self.power.on_loss.append(self._power_lost)
         self.core.reset()  # power-on: the core starts from the vector table
+
+    def _debug_port_open(self) -> bool:
+        """The AHB-AP reaches the bus unless an nRF52's APPROTECT is active."""
+        return not (self.spec.family == "nrf52" and self.flash.readout_protected)
 
     def _power_lost(self) -> None:
         """The supply failed mid-write: the core stops and the debug port stops answering.

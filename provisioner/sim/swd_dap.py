@@ -1,8 +1,10 @@
-"""An SW-DP with one AHB-AP (ADIv5 §B2, §C2) over the emulated bus, with injectable link faults."""
+"""An SW-DP with an AHB-AP (ADIv5 §B2, §C2) over the emulated bus, vendor APs, link faults."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from provisioner.sim.bus import Bus, BusFault
 
@@ -49,12 +51,36 @@ class BoardFaults:
     power_loss_after_bytes: int | None = None
 
 
-class SwDap:
-    """DP registers, AP 0 (AHB-AP) and its MEM-AP transfers onto ``bus``."""
+class AccessPortDevice(Protocol):
+    """A vendor access port (not a MEM-AP) behind the DP: word registers by address."""
 
-    def __init__(self, bus: Bus, faults: BoardFaults | None = None) -> None:
+    def read(self, reg: int) -> int:
+        """Return the register at ``reg`` (bank | address, IDR at 0xFC)."""
+        ...
+
+    def write(self, reg: int, value: int) -> None:
+        """Write the register at ``reg``."""
+        ...
+
+
+def _always() -> bool:
+    return True
+
+
+class SwDap:
+    """DP registers, AP 0 (AHB-AP) and its MEM-AP transfers onto ``bus``, further APs by number.
+
+    ``mem_ap_enabled`` answers whether the AHB-AP may reach the bus now; while it says no,
+    CSW reads DeviceEn clear and every memory transfer answers FAULT (a chip's debug lock).
+    """
+
+    def __init__(self, bus: Bus, faults: BoardFaults | None = None, *,
+                 aps: dict[int, AccessPortDevice] | None = None,
+                 mem_ap_enabled: Callable[[], bool] = _always) -> None:
         self._bus = bus
         self.faults = faults or BoardFaults()
+        self._aps = dict(aps or {})
+        self._mem_ap_enabled = mem_ap_enabled
         self._ctrl_stat = 0
         self._select = 0
         self._rdbuff = 0
@@ -118,9 +144,10 @@ class SwDap:
         apsel, bank = self._begin_ap()
         reg = bank | (addr & 0xC)
         if apsel != 0:
-            value = 0
+            device = self._aps.get(apsel)
+            value = device.read(reg) if device is not None else 0
         elif reg == CSW:
-            value = self._csw
+            value = self._csw if self._mem_ap_enabled() else self._csw & ~CSW_DEVICEEN
         elif reg == TAR:
             value = self._tar
         elif reg == DRW:
@@ -141,6 +168,9 @@ class SwDap:
         apsel, bank = self._begin_ap()
         reg = bank | (addr & 0xC)
         if apsel != 0:
+            device = self._aps.get(apsel)
+            if device is not None:
+                device.write(reg, value)
             return
         if reg == CSW:
             size = value & CSW_SIZE_MASK
@@ -168,6 +198,8 @@ class SwDap:
         return AckFault(f"bus error at 0x{address:08X}")
 
     def _check_address(self, address: int) -> None:
+        if not self._mem_ap_enabled():
+            raise self._bus_fault(address)
         if address == self.faults.stall_address:
             raise AckWait(f"the AP answers WAIT indefinitely at 0x{address:08X}")
         if address == self.faults.fault_address:

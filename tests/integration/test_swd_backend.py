@@ -1,4 +1,4 @@
-"""SwdBackend against the virtual STM32F103C8 board, through pyOCD's own session and flash API."""
+"""SwdBackend against the virtual STM32 and nRF52 boards, through pyOCD's session and flash API."""
 
 from __future__ import annotations
 
@@ -37,14 +37,14 @@ def profile(request: pytest.FixtureRequest) -> Profile:
 
 
 EVERY_FAMILY = pytest.mark.parametrize(
-    "profile", ["stm32f103c8", "stm32f411ce", "stm32l432kc"], indirect=True)
+    "profile", ["stm32f103c8", "stm32f411ce", "stm32l432kc", "nrf52840"], indirect=True)
 
 
 @pytest.fixture
 def board_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: Profile) -> Path:
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
     assert register_with_pyocd()
-    create_virtual_board(tmp_path, PROBE, profile.name, UID)
+    create_virtual_board(tmp_path, PROBE, profile.name, UID[:profile.chip_uid.size_bytes])
     return tmp_path
 
 
@@ -61,10 +61,10 @@ def backend(board_dir: Path, profile: Profile) -> Iterator[SwdBackend]:
         yield backend
 
 
-def image_segments() -> list[MemorySegment]:
+def image_segments(base: int = FLASH) -> list[MemorySegment]:
     """A 40 KiB pseudo-random image in two segments with a gap (pages left erased)."""
     blob = b"".join(hashlib.sha256(i.to_bytes(4, "little")).digest() for i in range(1280))
-    return [MemorySegment(FLASH, blob[:0x6000]), MemorySegment(FLASH + 0x7000, blob[0x6000:])]
+    return [MemorySegment(base, blob[:0x6000]), MemorySegment(base + 0x7000, blob[0x6000:])]
 
 
 def fixture_segments(profile: Profile) -> list[MemorySegment]:
@@ -78,8 +78,9 @@ def flash_file(board_dir: Path) -> bytes:
     return state_paths(board_dir, PROBE)[1].read_bytes()
 
 
-def test_uid_and_capabilities(backend: SwdBackend) -> None:
-    assert backend.read_uid() == UID
+@pytest.mark.parametrize("profile", ["stm32f103c8", "nrf52840"], indirect=True)
+def test_uid_and_capabilities(backend: SwdBackend, profile: Profile) -> None:
+    assert backend.read_uid() == UID[:profile.chip_uid.size_bytes]  # nRF52: FICR DEVICEID
     assert backend.location == PROBE
     assert backend.capabilities.readout_protection_levels == (0, 1)
 
@@ -102,18 +103,20 @@ def test_fixture_image_reads_back_identical_and_persists(board_dir: Path,
     assert program[-1].done_bytes == program[-1].total_bytes == total
     assert [e for e in events if e.operation is Operation.verify][-1].done_bytes == total
     stored = flash_file(board_dir)  # the board wrote its flash back when the probe closed
+    base = profile.flash.base
     for segment in segments:
-        assert stored[segment.start - FLASH:segment.end - FLASH] == segment.data
+        assert stored[segment.start - base:segment.end - base] == segment.data
 
 
 @EVERY_FAMILY
 def test_two_segments_with_a_gap_leave_the_gap_erased(backend: SwdBackend,
                                                       profile: Profile) -> None:
-    segments = image_segments()
+    base = profile.flash.base
+    segments = image_segments(base)
     backend.erase(None)
     backend.program(segments)
     backend.verify(segments)
-    assert backend.read(FLASH + 0x6000, 0x1000) == b"\xff" * 0x1000
+    assert backend.read(base + 0x6000, 0x1000) == b"\xff" * 0x1000
 
 
 @EVERY_FAMILY
@@ -127,50 +130,57 @@ def test_verify_names_the_first_flipped_byte(board_dir: Path, profile: Profile) 
     flash[0x3123] ^= 0x10  # inside the application
     flash[0x4000] ^= 0x01
     path.write_bytes(flash)
+    base = profile.flash.base
     with connected(profile) as backend:
-        backend.verify([MemorySegment(FLASH, segments[0].data[:0x3000])])
+        backend.verify([MemorySegment(base, segments[0].data[:0x3000])])
         with pytest.raises(VerifyMismatch) as caught:
             backend.verify(segments)
-    assert caught.value.address == FLASH + 0x3123
+    assert caught.value.address == base + 0x3123
     assert caught.value.found == caught.value.expected ^ 0x10
-    assert "0x08003123" in str(caught.value)
+    assert f"0x{base + 0x3123:08X}" in str(caught.value)
 
 
 @EVERY_FAMILY
 def test_sector_erase_touches_only_covered_sectors(backend: SwdBackend,
                                                     profile: Profile) -> None:
+    base = profile.flash.base
     image = bytearray(b"\xff" * 0xB000)
-    for segment in image_segments():
-        image[segment.start - FLASH:segment.end - FLASH] = segment.data
+    for segment in image_segments(base):
+        image[segment.start - base:segment.end - base] = segment.data
     backend.erase(None)
-    backend.program(image_segments())
-    start, size = profile.flash.sectors[1]  # 1 KiB page (F1), 16 KiB sector (F4), 2 KiB page (L4)
+    backend.program(image_segments(base))
+    start, size = profile.flash.sectors[1]  # 1 KiB (F1), 16 KiB (F4), 2 KiB (L4), 4 KiB (nRF52)
     backend.erase([(start + 1, start + 2)])
-    image[start - FLASH:start - FLASH + size] = b"\xff" * size
-    assert backend.read(FLASH, len(image)) == image
+    image[start - base:start - base + size] = b"\xff" * size
+    assert backend.read(base, len(image)) == image
 
 
 @EVERY_FAMILY
 def test_protect_refuses_reads_and_unprotect_mass_erases(board_dir: Path,
                                                           profile: Profile) -> None:
+    base = profile.flash.base
     with connected(profile) as backend:
-        backend.program(image_segments())
+        backend.program(image_segments(base))
         backend.protect(1)
         assert backend.is_readout_protected()
         with pytest.raises(ReadoutProtected):
-            backend.read(FLASH, 16)
+            backend.read(base, 16)
         with pytest.raises(ReadoutProtected):
-            backend.verify(image_segments())
+            backend.verify(image_segments(base))
         with pytest.raises(ReadoutProtected, match="erase"):
             backend.erase(None)
         with pytest.raises(ReadoutProtected, match="program"):
-            backend.program(image_segments())
-        assert backend.read_uid() == UID
+            backend.program(image_segments(base))
+        if profile.readout_protection.method == "nrf52_approtect":
+            with pytest.raises(ReadoutProtected, match="UID"):  # APPROTECT hides FICR too
+                backend.read_uid()
+        else:
+            assert backend.read_uid() == UID
     with connected(profile) as backend:  # survives a power cycle
         assert backend.is_readout_protected()
         backend.protect(0)
         assert not backend.is_readout_protected()
-        assert backend.read(FLASH, profile.flash.size_bytes) == b"\xff" * profile.flash.size_bytes
+        assert backend.read(base, profile.flash.size_bytes) == b"\xff" * profile.flash.size_bytes
     assert flash_file(board_dir) == b"\xff" * profile.flash.size_bytes
 
 
@@ -178,7 +188,7 @@ def test_protect_refuses_reads_and_unprotect_mass_erases(board_dir: Path,
 def test_out_of_range_is_refused_before_touching_the_chip(backend: SwdBackend,
                                                            profile: Profile) -> None:
     with pytest.raises(AddressOutOfRange):
-        backend.read(FLASH + profile.flash.size_bytes - 0x10, 0x20)
+        backend.read(profile.flash.base + profile.flash.size_bytes - 0x10, 0x20)
     with pytest.raises(AddressOutOfRange):
         backend.program([MemorySegment(0x20000000, b"\x00" * 4)])
 
@@ -226,7 +236,7 @@ def test_dead_link_fails_open_with_a_specific_error(board_dir: Path, profile: Pr
 
 @EVERY_FAMILY
 def test_link_lost_mid_program_then_next_run_recovers(board_dir: Path, profile: Profile) -> None:
-    segments = image_segments()
+    segments = image_segments(profile.flash.base)
     set_faults(board_dir, PROBE, BoardFaults(stall_after_transfers=6000))
     with connected(profile) as backend:
         backend.erase(None)
@@ -263,7 +273,7 @@ def test_listing_needs_the_explicit_setting(board_dir: Path,
 @EVERY_FAMILY
 def test_power_loss_leaves_a_partly_written_page_and_next_run_recovers(
         board_dir: Path, profile: Profile) -> None:
-    segments = image_segments()
+    segments = image_segments(profile.flash.base)
     set_faults(board_dir, PROBE, BoardFaults(power_loss_after_bytes=0x1238))
     with connected(profile) as backend:
         backend.erase(None)
@@ -281,11 +291,12 @@ def test_power_loss_leaves_a_partly_written_page_and_next_run_recovers(
 @EVERY_FAMILY
 def test_unaligned_segment_is_padded_with_erased_bytes(backend: SwdBackend,
                                                        profile: Profile) -> None:
-    segments = [MemorySegment(FLASH + 0x101, b"\x12\x34\x56"),
-                MemorySegment(FLASH + 0x180, b"\xab" * 8)]  # same page, programmed once
+    base = profile.flash.base
+    segments = [MemorySegment(base + 0x101, b"\x12\x34\x56"),
+                MemorySegment(base + 0x180, b"\xab" * 8)]  # same page, programmed once
     backend.erase(None)
     backend.program(segments)
     backend.verify(segments)
-    assert backend.read(FLASH + 0xFC, 12) == bytes.fromhex("ffffffffff123456ffffffff")
-    assert backend.read(FLASH, 0x100) == b"\xff" * 0x100
-    assert backend.read(FLASH + 0x188, 0x100) == b"\xff" * 0x100
+    assert backend.read(base + 0xFC, 12) == bytes.fromhex("ffffffffff123456ffffffff")
+    assert backend.read(base, 0x100) == b"\xff" * 0x100
+    assert backend.read(base + 0x188, 0x100) == b"\xff" * 0x100

@@ -1,4 +1,4 @@
-"""pyOCD's own command line accepts the virtual SWD board: list, flash a hex, read it back."""
+"""pyOCD's own command line accepts the virtual SWD boards: list, flash, read back, unlock."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 from intelhex import IntelHex
 
 from hw_profiles import load_profile
-from provisioner.sim.swd_board import create_virtual_board, state_paths
+from provisioner.sim.nrf52_nvmc import CONFIG, CONFIG_REN, CONFIG_WEN, NVMC_BASE, UICR_BASE
+from provisioner.sim.swd_board import create_virtual_board, load_board, save_board, state_paths
 from provisioner.sim.swd_probe import ENV_VAR, PLUGIN_NAME
 
 PROBE = "VSWD0042"
 UID = bytes(range(0x10, 0x1C))
-FLASH = 0x08000000
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 PYOCD = shutil.which("pyocd")
 
@@ -31,7 +31,7 @@ def pyocd(*args: str, directory: Path | None) -> subprocess.CompletedProcess[str
                           timeout=60, check=False)
 
 
-@pytest.fixture(params=["stm32f103c8", "stm32f411ce"])
+@pytest.fixture(params=["stm32f103c8", "stm32f411ce", "nrf52840"])
 def profile_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -39,7 +39,8 @@ def profile_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def board_dir(tmp_path: Path, profile_name: str) -> Path:
     boards = tmp_path / "boards"
-    create_virtual_board(boards, PROBE, profile_name, UID)
+    create_virtual_board(boards, PROBE, profile_name,
+                         UID[:load_profile(profile_name).chip_uid.size_bytes])
     return boards
 
 
@@ -56,22 +57,48 @@ def test_pyocd_list_shows_virtual_probe_only_when_enabled(tmp_path: Path) -> Non
 
 def test_pyocd_flash_then_commander_reads_it_back(board_dir: Path, tmp_path: Path,
                                                   profile_name: str) -> None:
-    hex_path = FIXTURES / profile_name / "application.hex"  # 0x08002000..0x08005000
+    hex_path = FIXTURES / profile_name / "application.hex"  # flash base + 0x2000..0x5000
     image = IntelHex(str(hex_path))  # read by a peer library, not by our hex_generator
     start, end = image.minaddr(), image.maxaddr() + 1
     data = bytes(image.tobinarray(start=start, end=end - 1))
-    swd = load_profile(profile_name).swd
+    profile = load_profile(profile_name)
+    swd, base = profile.swd, profile.flash.base
     assert swd is not None
     target = ["-t", swd.pyocd_target, "-u", f"{PLUGIN_NAME}:{PROBE}"]
 
     flashed = pyocd("flash", *target, str(hex_path), directory=board_dir)
     assert flashed.returncode == 0, flashed.stderr
-    assert state_paths(board_dir, PROBE)[1].read_bytes()[start - FLASH:end - FLASH] == data
+    assert state_paths(board_dir, PROBE)[1].read_bytes()[start - base:end - base] == data
 
     dump = tmp_path / "dump.bin"
-    uid_address = load_profile(profile_name).chip_uid.base
+    uid = profile.chip_uid
     read = pyocd("cmd", *target, "-c", f"savemem 0x{start:08x} {len(data) + 16} {dump}",
-                 "-c", f"read8 0x{uid_address:x} 12", directory=board_dir)
+                 "-c", f"read8 0x{uid.base:x} {uid.size_bytes}", directory=board_dir)
     assert read.returncode == 0, read.stderr
     assert dump.read_bytes() == data + b"\xff" * 16
     assert "10 11 12 13" in read.stdout  # the chip UID through pyOCD's memory read
+
+
+def test_pyocd_unlocks_a_protected_nrf52_through_the_ctrl_ap(tmp_path: Path) -> None:
+    boards = tmp_path / "boards"
+    create_virtual_board(boards, PROBE, "nrf52840", UID[:8])
+    board = load_board(boards, PROBE)  # firmware-style: program, then APPROTECT via the NVMC
+    board.bus.write(NVMC_BASE + CONFIG, 4, CONFIG_WEN)
+    board.bus.write(0x2000, 4, 0x12345678)
+    board.bus.write(UICR_BASE + 0x208, 4, 0xFFFFFF00)
+    board.bus.write(NVMC_BASE + CONFIG, 4, CONFIG_REN)
+    save_board(boards, PROBE, board)
+    target = ["-t", "nrf52840", "-u", f"{PLUGIN_NAME}:{PROBE}"]
+
+    refused = pyocd("cmd", *target, "-c", "read32 0x2000", directory=boards)
+    assert refused.returncode != 0  # pyOCD's commander does not unlock unless told to
+    assert "APPROTECT enabled: not automatically unlocking" in refused.stderr
+    assert state_paths(boards, PROBE)[1].read_bytes()[0x2000:0x2004] == bytes.fromhex("78563412")
+
+    unlocked = pyocd("cmd", *target, "-O", "auto_unlock=true", "-c", "read32 0x2000",
+                     "-c", "read32 0x10001208", directory=boards)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "will try to unlock via mass erase" in unlocked.stderr
+    assert "00002000:  ffffffff" in unlocked.stdout
+    assert "10001208:  ffffffff" in unlocked.stdout  # ERASEALL cleared UICR.APPROTECT
+    assert state_paths(boards, PROBE)[1].read_bytes() == b"\xff" * 0x100000

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from click.testing import CliRunner
 
-from provisioner.sim.swd_board import list_board_uids, load_board
+from hw_profiles import load_profile
+from provisioner.sim.swd_board import BoardStateError, ChipSpec, list_board_uids, load_board
 from provisioner.sim.swd_commands import sim_swd_command
 
 
@@ -42,7 +45,6 @@ def test_random_uid_has_the_profile_size_and_existing_board_is_kept(tmp_path: Pa
     (["--chip-uid", "0011"], "chip UID has 2 bytes"),
     (["--chip-uid", "zz"], "non-hexadecimal"),
     (["--probe-uid", "../evil"], "probe UID"),
-    (["--profile", "nrf52840"], "NRF52840 is not emulated"),
     (["--profile", "no-such-board"], "no-such-board"),
 ])
 def test_bad_input_is_a_clean_error(tmp_path: Path, extra: list[str], message: str) -> None:
@@ -51,3 +53,25 @@ def test_bad_input_is_a_clean_error(tmp_path: Path, extra: list[str], message: s
     assert result.exit_code == 1
     assert message in result.output
     assert list_board_uids(tmp_path) == []
+
+
+def test_nrf52840_board_has_an_8_byte_deviceid_and_erased_uicr(tmp_path: Path) -> None:
+    result = CliRunner().invoke(sim_swd_command, [
+        "--profile", "nrf52840", "--dir", str(tmp_path), "--chip-uid", "0011223344556677"])
+    assert result.exit_code == 0, result.output
+    board = load_board(tmp_path, "VSWD0001")
+    assert board.bus.read(0x10000060, 4) == 0x33221100  # FICR DEVICEID[0]
+    assert board.flash.option_bytes == b"\xff" * 0x1000  # UICR: APPROTECT disabled
+    assert not board.flash.readout_protected
+
+
+@pytest.mark.parametrize(("mcu", "method"), [("STM32H743ZI", "stm32_option_bytes"),
+                                             ("NRF5340", "nrf52_approtect"),
+                                             ("STM32F103C8", "nrf52_approtect")])
+def test_a_chip_without_an_emulation_is_refused(
+        mcu: str, method: Literal["stm32_option_bytes", "nrf52_approtect"]) -> None:
+    profile = load_profile("stm32f103c8")
+    odd = replace(profile, mcu=mcu, readout_protection=replace(
+        profile.readout_protection, method=method))
+    with pytest.raises(BoardStateError, match=f"{mcu} is not emulated"):
+        ChipSpec.from_profile(odd)
