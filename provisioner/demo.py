@@ -28,7 +28,6 @@ DEMO_PROFILE = "stm32f103c8"
 DEMO_PRODUCT = "demo-widget"
 DEMO_OPERATOR = "operator-1"
 DEMO_QUANTITY = 5
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +77,24 @@ class DemoSite:
 @contextmanager
 def demo_site(work_dir: Path, *, scrypt_n: int = 2**15) -> Iterator[DemoSite]:
     """Initialise a site in ``work_dir / "site"``, serve it, add an operator and the template."""
+    from hw_profiles import load_profile
+    from provisioner.sim.firmware import render
     from provisioner.site import admin, catalogue
     from provisioner.site.server import run_in_thread
 
     site_dir = work_dir / "site"
     admin.init_site(site_dir, site_name="demo", hosts=("127.0.0.1",))
+    # The owner's template, as the firmware team would hand it to the site admin.
+    template_path = work_dir / "owner" / "bootloader.hex"
+    template_path.parent.mkdir(mode=0o700)
+    template_path.write_text(render(load_profile(DEMO_PROFILE))["bootloader.hex"],
+                             encoding="ascii")
     server = run_in_thread(site_dir)
     try:
         pin = f"{secrets.randbelow(10**6):06d}"
         admin.add_operator(server.context, DEMO_OPERATOR, pin)
         catalogue.add_firmware(
-            server.context, FIXTURES / DEMO_PROFILE / "bootloader.hex",
+            server.context, template_path,
             kind=catalogue.FirmwareKind.bootloader_template, product=DEMO_PRODUCT,
             version="1.0.0", profile=DEMO_PROFILE,
         )

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from station_fixtures import board_image, profile, served_site, site_devices, station
 
-from hex_generator import load
-from provisioner.demo import DEMO_PROFILE, FIXTURES, virtual_boards
+from provisioner.demo import virtual_boards
+from provisioner.sim.firmware import bootloader_template
 from provisioner.station.headless import run_headless
 
 WINDOW = 16
@@ -51,7 +51,7 @@ def test_no_file_holds_template_image_or_key(tmp_path: Path,
         keys = [device.key for device in site_devices(site, order_id).values()]
         site_dir = site.site_dir
     layout = profile().patch_layout()
-    template = load(FIXTURES / DEMO_PROFILE / "bootloader.hex")
+    template = bootloader_template(profile())
     plain = template.read(layout.image_start, layout.image_end - layout.image_start, 0xFF)
     secrets = _windows(bytes(plain))
     for image in images:
