@@ -187,7 +187,9 @@ def order_group() -> None:
 @click.option("--quantity", type=click.IntRange(min=1), required=True)
 @click.option("--bootloader", required=True, help="Bootloader template version.")
 @click.option("--application", default=None, help="Application version.")
-@click.option("--stations", default="", help="Comma-separated stations (default: all).")
+@click.option("--stations", default="",
+              help="Comma-separated stations allowed to serve it "
+                   "(default: every station enrolled now; fixed at creation).")
 @click.option("--order-id", default=None)
 @_translated
 def order_create(product: str, profile: str, quantity: int, bootloader: str,
