@@ -209,23 +209,19 @@ def _issue(
         created_at=now, expires_at=response.expires_at,
     ))
     station.next_index = request.drbg_index + 1
-    session.flush()
-    order = repo.lock_order(session, order_id)
-    if order is None:
+    locked = repo.reserve_unit(session, order_id, snapshot.allowed_stations)
+    if locked is None:
         raise OrderNotFound(f"order {order_id} does not exist")
-    decide_grant(
-        repo.order_snapshot(session, order, snapshot.allowed_stations),
-        station_before, chip_before, request.drbg_index,
-    )
-    order.reserved += 1
-    repo.append_audit(
-        session, signer=ctx.signer, now=now, actor=f"station:{station_id}",
+    order_before, audit_head = locked
+    decide_grant(order_before, station_before, chip_before, request.drbg_index)
+    repo.write_audit(
+        session, audit_head, signer=ctx.signer, now=now, actor=f"station:{station_id}",
         event=AuditEvent.grant_issued,
         data={
             "grant_id": grant_id, "request_id": request.request_id, "order_id": order_id,
             "device_id": device_id, "chip_uid": request.chip_uid,
             "drbg_index": request.drbg_index, "operator_id": operator_id,
-            "profile_sha256": order.profile_sha256, "image_sha256": prepared.image_sha256,
+            "profile_sha256": unlocked.profile_sha256, "image_sha256": prepared.image_sha256,
         },
     )
     return response

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from provisioner.audit.chain import AuditEntry, build_entry
@@ -110,6 +111,79 @@ def _entry(row: AuditRow) -> AuditEntry:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AuditHeadState:
+    """The audit head read under its row lock: the last entry's seq and hash."""
+
+    seq: int
+    hash: str
+
+
+# PostgreSQL: the order's counter and the audit head in one round trip. The LATERAL
+# reference to the updated row makes the head wait for the order's lock: the same lock order
+# (order, then audit head) as every other path, so no deadlock.
+_RESERVE_AND_LOCK_HEAD = text("""
+WITH reserved AS (
+    UPDATE orders SET reserved = reserved + 1 WHERE order_id = :order_id
+    RETURNING status, authorised_quantity, produced, reserved
+)
+SELECT r.status, r.authorised_quantity, r.produced, r.reserved, h.seq, h.hash
+FROM reserved AS r CROSS JOIN LATERAL (
+    SELECT seq, hash FROM audit_head WHERE head_id = :head_id AND r.reserved IS NOT NULL
+    FOR NO KEY UPDATE
+) AS h
+""")
+
+
+def reserve_unit(
+    session: Session, order_id: str, allowed: frozenset[str]
+) -> tuple[OrderSnapshot, AuditHeadState] | None:
+    """Add one to an order's reserved count under its row lock, then lock the audit head.
+
+    Returns the order as it was just before the increment, for the caller's policy check (a
+    refusal raises and rolls the increment back), and the audit head for
+    :func:`write_audit`; ``None`` if the order does not exist. Pending ORM changes are
+    flushed first. An ``Order`` object already in the session keeps its stale counters.
+    """
+    session.flush()
+    if is_postgresql(session):
+        row = session.execute(
+            _RESERVE_AND_LOCK_HEAD, {"order_id": order_id, "head_id": AUDIT_HEAD_ID}
+        ).one_or_none()
+        if row is None:
+            return None
+        head = AuditHeadState(int(row.seq), str(row.hash))
+    else:
+        row = session.execute(
+            update(Order).where(Order.order_id == order_id)
+            .values(reserved=Order.reserved + 1)
+            .returning(Order.status, Order.authorised_quantity, Order.produced, Order.reserved)
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if row is None:
+            return None
+        head = lock_audit_head(session)
+    return OrderSnapshot(
+        order_id=order_id, status=row.status, authorised_quantity=row.authorised_quantity,
+        produced=row.produced, reserved=row.reserved - 1, allowed_stations=allowed,
+    ), head
+
+
+def lock_audit_head(session: Session) -> AuditHeadState:
+    """Read the audit head under its row lock (held until the transaction ends).
+
+    Raises:
+        AuditError: the head row is missing.
+    """
+    row = session.execute(
+        select(AuditHead.seq, AuditHead.hash).where(AuditHead.head_id == AUDIT_HEAD_ID)
+        .with_for_update(key_share=True)
+    ).one_or_none()
+    if row is None:
+        raise AuditError("audit head row is missing (database not migrated?)")
+    return AuditHeadState(row.seq, row.hash)
+
+
 def append_audit(
     session: Session,
     *,
@@ -121,14 +195,28 @@ def append_audit(
 ) -> AuditEntry:
     """Append a signed entry in the caller's transaction, holding the audit head's row lock.
 
+    Pending ORM changes are flushed before the head is locked; the lock is then held for two
+    statements (read the head, write entry and head) and the commit.
+
     Raises:
-        AuditError: the head row is missing or does not match the last entry.
+        AuditError: the head row is missing.
     """
-    head = session.get(
-        AuditHead, AUDIT_HEAD_ID, with_for_update=_ROW_LOCK, populate_existing=True
-    )
-    if head is None:
-        raise AuditError("audit head row is missing (database not migrated?)")
+    head = lock_audit_head(session)
+    return write_audit(session, head, signer=signer, now=now, actor=actor, event=event,
+                       data=data)
+
+
+def write_audit(
+    session: Session,
+    head: AuditHeadState,
+    *,
+    signer: SigningKey,
+    now: datetime,
+    actor: str,
+    event: str,
+    data: Mapping[str, object],
+) -> AuditEntry:
+    """Sign the entry following ``head`` (locked by this transaction) and store it."""
     # build_entry links on the previous entry's seq and hash only, and the head row carries
     # both, so the previous row is not read (one round trip less inside the global lock).
     prev = None if head.seq == 0 else AuditEntry(
@@ -136,16 +224,23 @@ def append_audit(
         key_id="", signature="",
     )
     entry = build_entry(prev=prev, time=now, actor=actor, event=event, data=data, signer=signer)
-    session.add(
-        AuditRow(
-            seq=entry.seq, time=entry.time, actor=entry.actor, event=entry.event,
-            data=json.dumps(entry.data, sort_keys=True, separators=(",", ":")),
-            prev_hash=entry.prev_hash, hash=entry.hash, key_id=entry.key_id,
-            signature=entry.signature,
-        )
+    row = insert(AuditRow).values(
+        seq=entry.seq, time=entry.time, actor=entry.actor, event=entry.event,
+        data=json.dumps(entry.data, sort_keys=True, separators=(",", ":")),
+        prev_hash=entry.prev_hash, hash=entry.hash, key_id=entry.key_id,
+        signature=entry.signature,
     )
-    head.seq = entry.seq
-    head.hash = entry.hash
+    move_head = (
+        update(AuditHead).where(AuditHead.head_id == AUDIT_HEAD_ID)
+        .values(seq=entry.seq, hash=entry.hash)
+        .execution_options(synchronize_session=False)
+    )
+    if is_postgresql(session):
+        # One round trip: the entry's INSERT rides along with the head's UPDATE.
+        session.execute(move_head.add_cte(row.cte("new_entry")))
+    else:
+        session.execute(row)
+        session.execute(move_head)
     return entry
 
 
