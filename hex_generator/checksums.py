@@ -22,28 +22,25 @@ def crc32_iso_hdlc(data: bytes | bytearray | memoryview) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
-def _stm32_table() -> tuple[tuple[int, ...], ...]:
-    # Four byte-indexed tables (slicing-by-4) for the MSB-first polynomial 0x04C11DB7.
-    base = []
-    for byte in range(256):
-        crc = byte << 24
-        for _ in range(8):
-            crc = (
-                ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF
-                if crc & 0x80000000
-                else (crc << 1) & 0xFFFFFFFF
-            )
-        base.append(crc)
-    tables = [tuple(base)]
-    for _ in range(3):
-        prev = tables[-1]
-        tables.append(
-            tuple(((prev[i] << 8) & 0xFFFFFFFF) ^ base[prev[i] >> 24] for i in range(256))
-        )
-    return tuple(tables)
+# CRC-32/MPEG-2 and the STM32 unit use the MSB-first polynomial 0x04C11DB7. zlib's CRC-32 is
+# the same polynomial processed LSB first (reflected); a reflected CRC over bit-reversed bytes is
+# the bit-reverse of the plain CRC, so zlib's C loop computes both (no Python byte loop).
+_REVERSED_BITS = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
 
 
-_T0, _T1, _T2, _T3 = _stm32_table()
+def _reverse32(value: int) -> int:
+    return int(f"{value:032b}"[::-1], 2)
+
+
+def _crc32_msb_first(data: bytearray, init: int) -> int:
+    """CRC with poly 0x04C11DB7, MSB first, no reflection, no final XOR; wipes ``data``."""
+    reflected = data.translate(_REVERSED_BITS)
+    try:
+        register = zlib.crc32(reflected, _reverse32(init) ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+    finally:
+        reflected[:] = bytes(len(reflected))  # the range may hold a device key
+        data[:] = bytes(len(data))
+    return _reverse32(register)
 
 
 def crc32_stm32(data: bytes | bytearray | memoryview, init: int = 0xFFFFFFFF) -> int:
@@ -58,29 +55,16 @@ def crc32_stm32(data: bytes | bytearray | memoryview, init: int = 0xFFFFFFFF) ->
     view = memoryview(data).cast("B")
     if len(view) % 4:
         raise ValueError(f"STM32 CRC needs whole 32-bit words, got {len(view)} bytes")
-    crc = init
-    t0, t1, t2, t3 = _T0, _T1, _T2, _T3
     # Each little-endian word enters MSB first: bytes 3, 2, 1, 0 of the memory order.
-    for word in view.cast("I") if _NATIVE_LITTLE else _words(view):
-        crc ^= word
-        crc = t3[crc >> 24] ^ t2[(crc >> 16) & 0xFF] ^ t1[(crc >> 8) & 0xFF] ^ t0[crc & 0xFF]
-    return crc
-
-
-def _words(view: memoryview) -> list[int]:
-    return [int.from_bytes(view[i : i + 4], "little") for i in range(0, len(view), 4)]
-
-
-_NATIVE_LITTLE = memoryview(b"\x01\x00\x00\x00").cast("I")[0] == 1
+    swapped = bytearray(len(view))
+    for lane in range(4):
+        swapped[lane::4] = view[3 - lane :: 4]
+    return _crc32_msb_first(swapped, init)
 
 
 def crc32_mpeg2(data: bytes | bytearray | memoryview) -> int:
     """Return CRC-32/MPEG-2 (the STM32 polynomial fed byte by byte); check value 0x0376E6E7."""
-    crc = 0xFFFFFFFF
-    t0 = _T0
-    for byte in memoryview(data).cast("B"):
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ t0[(crc >> 24) ^ byte]
-    return crc
+    return _crc32_msb_first(bytearray(memoryview(data).cast("B")), 0xFFFFFFFF)
 
 
 def crc16_ccitt_false(data: bytes | bytearray | memoryview) -> int:
