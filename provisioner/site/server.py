@@ -48,6 +48,7 @@ def _config(app: FastAPI, paths: SiteDir, host: str, port: int) -> uvicorn.Confi
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=10,
     )
 
 

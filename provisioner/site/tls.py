@@ -75,6 +75,17 @@ class TlsH11Protocol(H11Protocol):
         if extension is not None:
             self.app = _WithTls(self.app, extension)
 
+    def shutdown(self) -> None:
+        """Close as h11 does; drop an idle keep-alive connection at once.
+
+        A TLS close waits for the peer's close_notify, which an idle client never sends, so
+        server shutdown would otherwise wait out the SSL shutdown timeout.
+        """
+        idle = self.cycle is None or self.cycle.response_complete
+        super().shutdown()
+        if idle:
+            self.transport.abort()
+
 
 def peer_cert_pem(scope: Any) -> str | None:
     """Return the verified client certificate (PEM) from a request scope, if any."""

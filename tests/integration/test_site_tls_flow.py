@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +176,29 @@ def test_suspended_and_revoked_stations_are_refused(
             problem = _problem(answer)
             assert problem["code"] == "station_inactive"
             assert status in str(problem["detail"])
+
+
+
+def test_stop_closes_idle_keep_alive_connections(tmp_path: Path) -> None:
+    """A client holding an idle TLS keep-alive connection is dropped, not waited for."""
+    setup = build_site(tmp_path, stations=1, quantity=1)
+    server = run_in_thread(tmp_path)
+    context = ssl.create_default_context(cafile=str(setup.ca_path))
+    with socket.create_connection(("127.0.0.1", server.port)) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += tls.recv(65536)
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        while len(body) < length:
+            body += tls.recv(65536)
+        server.stop()  # the connection is now idle, kept alive by the client
+        tls.settimeout(5)
+        with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+            assert tls.recv(1) == b""  # closed by the server (or reset: gone either way)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5)
