@@ -14,7 +14,8 @@ from provisioner.sim.faults import BoardFaults
 
 __all__ = ["BoardFaults", "VirtualSerialBoard"]
 
-IDLE_ABANDON_S = 0.3  # a half-received command is dropped after this much silence
+IDLE_ABANDON_S = 1.0  # a half-received command is dropped after this much silence (generous: a
+# loaded CI machine can starve the host thread between the frames of one command)
 GARBLE_BYTE = 0xA5
 SPIN_S = 0.0005  # last part of a throttling wait is spun: time.sleep overshoots by ~0.1 ms
 # Option bytes block address per family (RM0008 §2.5, RM0383 §3.6, RM0394 §3.4).
