@@ -27,7 +27,6 @@ from provisioner.demo import (
     DEMO_OPERATOR,
     DEMO_PRODUCT,
     DEMO_PROFILE,
-    FIXTURES,
     virtual_boards,
 )
 from provisioner.flash.backend import FlashBackend, MemorySegment, ProgressCallback, no_progress
@@ -37,6 +36,7 @@ from provisioner.station.enrolment import enroll
 from provisioner.station.events import BoardUpdate, StationEvent
 from provisioner.station.unlock import open_station
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 T = TypeVar("T")
 BOARDS = 12
 PASSPHRASE = "benchmark passphrase"
