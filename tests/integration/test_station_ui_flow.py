@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ from station_fixtures import (
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
-from textual.worker import Worker
+from textual.worker import Worker, WorkerCancelled
 
 from provisioner.demo import DemoBoard, DemoSite, virtual_boards
 from provisioner.site import admin, catalogue
@@ -61,7 +62,9 @@ async def settle(pilot: Pilot[int]) -> None:
     """Wait for every worker the app started and for the messages they posted."""
     app = pilot.app
     while True:
-        await app.workers.wait_for_complete()
+        # A worker still running when the app exits (q) is cancelled by Textual: that is done too.
+        with contextlib.suppress(WorkerCancelled):
+            await app.workers.wait_for_complete()
         await pilot.pause()
         if not app.workers:
             return
