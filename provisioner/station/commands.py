@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 import resource
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from provisioner.errors import ProvisionerError
 from provisioner.flash.backend import FlashBackend
+from provisioner.station.events import ignore_events
+
+if TYPE_CHECKING:
+    from provisioner.station.runner import StationRunner
 
 STATION_PASSPHRASE_ENV = "PROVISIONER_STATION_PASSPHRASE"  # noqa: S105 (a variable name)
 ENROL_PASSPHRASE_ENV = "PROVISIONER_ENROL_PASSPHRASE"  # noqa: S105 (a variable name)
@@ -35,6 +41,24 @@ def read_secret(env_var: str, path: Path | None, prompt: str, *, confirm: bool =
     if value:
         return value
     return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+@contextmanager
+def unlocked_station(data_dir: Path, passphrase_file: Path | None) -> Iterator[StationRunner]:
+    """Unlock the station in ``data_dir`` and close it afterwards; errors become click errors."""
+    from provisioner.station.unlock import open_station
+
+    passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
+    try:
+        runner = open_station(data_dir, passphrase)
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield runner
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        runner.close()
 
 
 def _data_dir_option(func: Callable[..., None]) -> Callable[..., None]:
@@ -87,17 +111,9 @@ def station_group(ctx: click.Context, data_dir: Path, passphrase_file: Path | No
     if ctx.invoked_subcommand is not None:
         return
     from provisioner.station.ui.app import run_ui
-    from provisioner.station.unlock import open_station
 
-    passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
-    try:
-        runner = open_station(data_dir, passphrase)
-    except ProvisionerError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
+    with unlocked_station(data_dir, passphrase_file) as runner:
         code = run_ui(runner, board_factories(profile, ports, probes))
-    finally:
-        runner.close()
     ctx.exit(code)
 
 
@@ -129,21 +145,16 @@ def enroll_command(bundle: Path, data_dir: Path, passphrase_file: Path | None,
 def status_command(data_dir: Path, passphrase_file: Path | None) -> None:
     """Show the station id, its site and the next DRBG index."""
     from provisioner.station.config import StationConfig, StationPaths
-    from provisioner.station.unlock import open_station
 
     try:
         config = StationConfig.load(StationPaths(data_dir).config)
-        passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
-        runner = open_station(data_dir, passphrase)
     except ProvisionerError as exc:
         raise click.ClickException(str(exc)) from exc
-    try:
+    with unlocked_station(data_dir, passphrase_file) as runner:
         click.echo(f"station_id: {config.station_id}")
         click.echo(f"site: {config.site_url}")
         click.echo(f"next drbg_index: {runner.keystore.next_index}")
         click.echo(f"open attempts: {len(runner.journal.open_attempts())}")
-    finally:
-        runner.close()
 
 
 @station_group.command("run")
@@ -161,18 +172,11 @@ def run_command(data_dir: Path, passphrase_file: Path | None, order_id: str, cou
                 pin_file: Path | None) -> None:
     """Provision COUNT boards headless; one line per board; exit 1 if any failed."""
     from provisioner.station.headless import run_headless
-    from provisioner.station.unlock import open_station
 
     if not ports and not probes:
         raise click.UsageError("give at least one --port or --probe")
-    passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
-    pin = read_secret(PIN_ENV, pin_file, "Operator PIN")
-    try:
-        runner = open_station(data_dir, passphrase)
-    except ProvisionerError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        runner.sign_in(operator_id, pin)
+    with unlocked_station(data_dir, passphrase_file) as runner:
+        runner.sign_in(operator_id, read_secret(PIN_ENV, pin_file, "Operator PIN"))
         order = next((o for o in runner.list_orders() if o.order_id == order_id), None)
         if order is None:
             raise click.ClickException(f"order {order_id} is not open for this station")
@@ -183,10 +187,6 @@ def run_command(data_dir: Path, passphrase_file: Path | None, order_id: str, cou
             between_rounds=(lambda n: click.pause(f"round {n + 1}: swap boards, press a key"))
             if interactive else None,
         )
-    except ProvisionerError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        runner.close()
     if summary.failed:
         sys.exit(1)
 
@@ -206,26 +206,15 @@ def recover_command(data_dir: Path, passphrase_file: Path | None, ports: tuple[s
                     pin_file: Path | None) -> None:
     """Settle attempts a crash left open (re-verify attached boards, report the rest)."""
     from provisioner.station.headless import format_result
-    from provisioner.station.unlock import open_station
 
-    passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
-    pin = read_secret(PIN_ENV, pin_file, "Operator PIN")
-    try:
-        runner = open_station(data_dir, passphrase)
-    except ProvisionerError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        runner.sign_in(operator_id, pin)
+    with unlocked_station(data_dir, passphrase_file) as runner:
+        runner.sign_in(operator_id, read_secret(PIN_ENV, pin_file, "Operator PIN"))
         attached = {loc: factory() for loc, factory in
                     board_factories(profile, ports, probes).items()}
-        results = runner.recover(attached, lambda event: None)
+        results = runner.recover(attached, ignore_events)
         for result in results:
             click.echo(format_result(result))
         still_open = len(runner.journal.open_attempts())
-    except ProvisionerError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        runner.close()
     click.echo(f"recovered {len(results)} attempt(s); {still_open} still open")
     if still_open:
         sys.exit(1)
