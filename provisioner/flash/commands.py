@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
-from click._termui_impl import ProgressBar
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
 from hex_generator.errors import HexError
 from hw_profiles.errors import ProfileValidationError
@@ -78,18 +79,16 @@ def _reported(func: Callable[P, R]) -> Callable[P, R]:
 
 @contextmanager
 def _bar() -> Iterator[Callable[[ProgressEvent], None]]:
-    bars: dict[str, ProgressBar[int]] = {}
-    last: dict[str, int] = {}
-    with ExitStack() as stack:
+    """Yield a progress callback that draws one bar per operation on stderr."""
+    columns = (TextColumn("{task.description:8}"), BarColumn(), DownloadColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        tasks: dict[str, TaskID] = {}
+
         def update(event: ProgressEvent) -> None:
             name = str(event.operation)
-            if name not in bars:
-                bars[name] = stack.enter_context(click.progressbar(
-                    length=max(event.total_bytes, 1), label=f"{name:8}",
-                    file=click.get_text_stream("stderr")))
-                last[name] = 0
-            bars[name].update(event.done_bytes - last[name])
-            last[name] = event.done_bytes
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=max(event.total_bytes, 1))
+            progress.update(tasks[name], completed=event.done_bytes)
 
         yield update
 
