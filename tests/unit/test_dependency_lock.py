@@ -37,8 +37,8 @@ def locked() -> dict[str, tuple[str, int]]:
 def declared() -> list[Requirement]:
     """Return every requirement pyproject.toml and requirements/build.in declare."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    lines = [*project["project"]["dependencies"],
-             *[dep for deps in project["project"]["optional-dependencies"].values() for dep in deps],
+    extras = project["project"]["optional-dependencies"].values()
+    lines = [*project["project"]["dependencies"], *[dep for deps in extras for dep in deps],
              *project["build-system"]["requires"]]
     build_in = (ROOT / "requirements" / "build.in").read_text().splitlines()
     lines += [line for line in build_in if line.strip() and not line.startswith("#")]
@@ -74,4 +74,4 @@ def test_the_running_environment_is_the_lock() -> None:
             installed = "missing"
         if installed != version:
             drift[name] = f"locked {version}, installed {installed}"
-    assert not drift, f"tests are not running in the locked environment (bash tests/run_all.sh): {drift}"
+    assert not drift, f"not the locked environment (run bash tests/run_all.sh): {drift}"
