@@ -189,7 +189,7 @@ def order_group() -> None:
 @click.option("--application", default=None, help="Application version.")
 @click.option("--stations", default="",
               help="Comma-separated stations allowed to serve it "
-                   "(default: every station enrolled now; fixed at creation).")
+                   "(default: every station enrolled now; add more with `order add-station`).")
 @click.option("--order-id", default=None)
 @_translated
 def order_create(product: str, profile: str, quantity: int, bootloader: str,
@@ -223,6 +223,17 @@ def order_show(order_id: str) -> None:
         order = catalogue.show_order(ctx, order_id)
     for name, value in order.model_dump(mode="json").items():
         click.echo(f"{name}: {value}")
+
+
+@order_group.command("add-station")
+@click.argument("order_id")
+@click.argument("station_id")
+@_translated
+def order_add_station(order_id: str, station_id: str) -> None:
+    """Allow STATION_ID to serve ORDER_ID (e.g. a station enrolled after the order)."""
+    with _site() as ctx:
+        catalogue.add_station_to_order(ctx, order_id, station_id)
+    click.echo(f"station {station_id} may now serve order {order_id}")
 
 
 @order_group.command("close")

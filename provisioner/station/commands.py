@@ -125,18 +125,31 @@ def station_group(ctx: click.Context, data_dir: Path, passphrase_file: Path | No
               path_type=Path), help=f"Bundle passphrase file (else ${ENROL_PASSPHRASE_ENV}).")
 def enroll_command(bundle: Path, data_dir: Path, passphrase_file: Path | None,
                    one_time_passphrase_file: Path | None) -> None:
-    """Enrol this station from BUNDLE (asks the one-time, then a new station passphrase)."""
-    from provisioner.station.enrolment import enroll
+    """Enrol this station from BUNDLE, consuming its one-time enrolment at the site.
 
-    one_time = read_secret(ENROL_PASSPHRASE_ENV, one_time_passphrase_file,
-                           "One-time bundle passphrase")
-    new = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "New station passphrase",
-                      confirm=True)
+    Asks the one-time passphrase (checked at once), then a new station passphrase; the site
+    confirms over mTLS, then the bundle file is overwritten and removed.
+    """
+    from provisioner.station import enrolment
+
     try:
-        config = enroll(bundle, one_time, new, data_dir)
+        enrolment.check_not_enrolled(data_dir)
+        one_time = read_secret(ENROL_PASSPHRASE_ENV, one_time_passphrase_file,
+                               "One-time bundle passphrase")
+        opened_bundle = enrolment.open_enrolment_bundle(bundle, one_time)
+        new = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "New station passphrase",
+                          confirm=True)
+        config = enrolment.enroll_bundle(opened_bundle, new, data_dir)
     except ProvisionerError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"enrolled station {config.station_id} for {config.site_url} in {data_dir}")
+    try:
+        enrolment.destroy_bundle(bundle)
+    except OSError as exc:
+        click.echo(f"warning: could not remove the used bundle {bundle} ({exc.strerror}); "
+                   "destroy it by hand", err=True)
+    else:
+        click.echo(f"bundle {bundle} overwritten and removed (it cannot be used again)")
 
 
 @station_group.command("status")
