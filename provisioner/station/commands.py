@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ import click
 
 from provisioner.errors import ProvisionerError
 from provisioner.flash.backend import FlashBackend
+from provisioner.prompts import read_secret
 from provisioner.station.events import ignore_events
 
 if TYPE_CHECKING:
@@ -31,16 +31,6 @@ BackendFactory = Callable[[], FlashBackend]
 def disable_core_dumps() -> None:
     """Forbid core dumps of this process: they would hold keys and images (design §3)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def read_secret(env_var: str, path: Path | None, prompt: str, *, confirm: bool = False) -> str:
-    """Return a passphrase/PIN from a file, else the environment variable, else a prompt."""
-    if path is not None:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    value = os.environ.get(env_var)
-    if value:
-        return value
-    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
 
 
 @contextmanager
