@@ -71,4 +71,4 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="provisioner")
