@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ProvisionerError, SiteUnreachable
 from provisioner.flash.backend import FlashBackend
 from provisioner.prompts import read_secret
 from provisioner.station.events import ignore_events
@@ -127,9 +127,18 @@ def enroll_command(bundle: Path, data_dir: Path, passphrase_file: Path | None,
         one_time = read_secret(ENROL_PASSPHRASE_ENV, one_time_passphrase_file,
                                "One-time bundle passphrase")
         opened_bundle = enrolment.open_enrolment_bundle(bundle, one_time)
-        new = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "New station passphrase",
-                          confirm=True)
+        try:
+            new = read_secret(STATION_PASSPHRASE_ENV, passphrase_file,
+                              "New station passphrase", confirm=True)
+        except BaseException:
+            opened_bundle.wipe()
+            raise
         config = enrolment.enroll_bundle(opened_bundle, new, data_dir)
+    except SiteUnreachable as exc:
+        raise click.ClickException(
+            f"{exc}; run the same command again to finish enrolling (it resumes the same "
+            "confirmation)"
+        ) from exc
     except ProvisionerError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"enrolled station {config.station_id} for {config.site_url} in {data_dir}")

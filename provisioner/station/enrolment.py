@@ -18,7 +18,7 @@ from pathlib import Path
 from provisioner.crypto.bundle import EnrolmentBundle, is_sealed_blob, open_bundle
 from provisioner.crypto.sealed import StationSecrets, save_station_secrets
 from provisioner.crypto.secret import Secret
-from provisioner.errors import NotABundle, StationConfigError
+from provisioner.errors import NotABundle, Refused, StationConfigError
 from provisioner.station.config import StationConfig, StationPaths
 from provisioner.station.keystore import KeyStore
 from provisioner.station.site_client import SiteClient, build_ssl_context
@@ -26,14 +26,35 @@ from provisioner.wire import EnrolmentConfirmation, EnrolmentConfirmed
 
 MIN_PASSPHRASE_CHARS = 8
 
-Confirm = Callable[[EnrolmentBundle], EnrolmentConfirmed]
+PENDING_NAME = "enrolment.pending"  # the confirmation's request id, until it is answered
+
+Confirm = Callable[[EnrolmentBundle, str], EnrolmentConfirmed]
 
 
 def check_not_enrolled(data_dir: Path) -> None:
-    """Raise StationConfigError if ``data_dir`` already holds a station."""
+    """Raise StationConfigError if ``data_dir`` already holds a station.
+
+    A directory whose enrolment was interrupted after the confirmation was sent (the
+    ``enrolment.pending`` marker is there) is not enrolled yet: enrolling it again with the
+    same bundle resumes under the same request id.
+    """
     paths = StationPaths(data_dir)
-    if paths.config.exists() or paths.secrets.exists():
+    interrupted = (data_dir / PENDING_NAME).exists()
+    if paths.config.exists() or (paths.secrets.exists() and not interrupted):
         raise StationConfigError(str(data_dir), "already enrolled (remove it to enrol again)")
+
+
+def _request_id(data_dir: Path) -> str:
+    """Return the interrupted enrolment's request id, or record a new one durably."""
+    marker = data_dir / PENDING_NAME
+    if marker.exists():
+        return marker.read_text(encoding="ascii").strip()
+    request_id = f"enrol-{token.token_hex(12)}"
+    with marker.open("w", encoding="ascii") as handle:
+        handle.write(request_id + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return request_id
 
 
 def open_enrolment_bundle(bundle_path: Path, one_time_passphrase: str) -> EnrolmentBundle:
@@ -49,11 +70,11 @@ def open_enrolment_bundle(bundle_path: Path, one_time_passphrase: str) -> Enrolm
     return open_bundle(blob, one_time_passphrase, source=str(bundle_path))
 
 
-def confirm_at_site(bundle: EnrolmentBundle) -> EnrolmentConfirmed:
+def confirm_at_site(bundle: EnrolmentBundle, request_id: str) -> EnrolmentConfirmed:
     """Consume the one-time enrolment at the bundle's site (mTLS with the bundle's certificate).
 
-    The request id is random per enrolment run; the client's retries reuse it, so a lost
-    answer is not mistaken for a second enrolment.
+    ``request_id`` is recorded in the data directory before the call; the client's retries and
+    a resumed enrolment reuse it, so a lost answer is not mistaken for a second enrolment.
 
     Raises:
         EnrolmentReused, StationInactive: the site refuses. SiteUnreachable: no answer.
@@ -62,8 +83,7 @@ def confirm_at_site(bundle: EnrolmentBundle) -> EnrolmentConfirmed:
                                 bundle.client_key_pem.reveal())
     client = SiteClient(bundle.site_url, context)
     try:
-        request = EnrolmentConfirmation(request_id=f"enrol-{token.token_hex(12)}")
-        return client.confirm_enrolment(request)
+        return client.confirm_enrolment(EnrolmentConfirmation(request_id=request_id))
     finally:
         client.close()
 
@@ -85,8 +105,9 @@ def enroll_bundle(
 
     Raises:
         StationConfigError: already enrolled, or the passphrase is too short.
-        EnrolmentReused, StationInactive, SiteUnreachable: the confirmation failed (nothing
-            is left in ``data_dir``).
+        EnrolmentReused, StationInactive: the site refused (nothing is left in ``data_dir``).
+        SiteUnreachable (or a crash): the answer is unknown; only the request id stays in
+            ``data_dir``, and enrolling again with the same bundle resumes under it.
     """
     paths = StationPaths(data_dir)
     try:
@@ -109,18 +130,22 @@ def enroll_bundle(
             transport_key=bundle.transport_key, tls_key_pem=bundle.client_key_pem,
         )
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        request_id = _request_id(data_dir)
         KeyStore.create(paths.keystream, config.station_id, bundle.transport_key,
                         bundle.drbg_state).close()
         save_station_secrets(paths.secrets, sealed, station_passphrase, scrypt_n=scrypt_n)
         try:
-            confirm(bundle)
-        except BaseException:
+            confirm(bundle, request_id)
+        except BaseException as exc:
             for written in (paths.secrets, paths.keystream):
                 written.unlink(missing_ok=True)
+            if isinstance(exc, Refused):
+                (data_dir / PENDING_NAME).unlink(missing_ok=True)
             raise
     finally:
         bundle.wipe()
     config.save(paths.config)
+    (data_dir / PENDING_NAME).unlink()
     return config
 
 

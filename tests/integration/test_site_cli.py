@@ -39,6 +39,9 @@ def test_admin_commands_end_to_end(tmp_path: Path) -> None:
     listing = _run(runner, site, "station", "list")
     # Pending until the station confirms its one-time enrolment (test_station_enrolment.py).
     assert "ST-1\tpending\tnext_index=0" in listing
+    skipped = runner.invoke(site_group, ["--site-dir", str(site), "station", "activate", "ST-1"])
+    assert skipped.exit_code == 1
+    assert "has not confirmed its one-time enrolment" in skipped.output
     assert "ST-2\tsuspended" in listing
 
     _run(runner, site, "operator", "add", "alice", stdin="4711-2342\n4711-2342\n")

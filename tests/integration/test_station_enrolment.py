@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 from station_fixtures import STATION_PASSPHRASE, TEST_SCRYPT_N, served_site
 
+from provisioner.crypto.bundle import EnrolmentBundle
 from provisioner.demo import DemoSite, virtual_boards
-from provisioner.errors import EnrolmentReused, IndexReused, StationInactive
+from provisioner.errors import EnrolmentReused, IndexReused, SiteUnreachable, StationInactive
 from provisioner.site import admin, catalogue
 from provisioner.site.db import repo
 from provisioner.site.db.models import Station
@@ -20,11 +21,11 @@ from provisioner.station.commands import (
     STATION_PASSPHRASE_ENV,
     station_group,
 )
-from provisioner.station.enrolment import enroll, open_enrolment_bundle
+from provisioner.station.enrolment import confirm_at_site, enroll, open_enrolment_bundle
 from provisioner.station.events import StationEvent
 from provisioner.station.site_client import SiteClient, build_ssl_context
 from provisioner.station.unlock import open_station
-from provisioner.wire import EnrolmentConfirmation, GrantRequest
+from provisioner.wire import EnrolmentConfirmation, EnrolmentConfirmed, GrantRequest
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +102,41 @@ def test_a_reused_bundle_is_refused_with_an_alarm(site: DemoSite, tmp_path: Path
     assert len(alarms) == 1
     assert alarms[0]["station_status"] == "suspended"
     # The first bench is stopped too: its identity is known to a second party now.
-    with pytest.raises(StationInactive, match="suspended"):
-        open_station(tmp_path / "bench-1", STATION_PASSPHRASE).sign_in(site.operator_id,
-                                                                         site.pin)
+    first = open_station(tmp_path / "bench-1", STATION_PASSPHRASE)
+    try:
+        with pytest.raises(StationInactive, match="suspended"):
+            first.sign_in(site.operator_id, site.pin)
+    finally:
+        first.close()
+
+
+def test_an_enrolment_whose_answer_was_lost_resumes_without_alarm(
+    site: DemoSite, tmp_path: Path
+) -> None:
+    bundle_path, passphrase = _add(site, "ST-lost")
+    bench = tmp_path / "bench"
+
+    def answer_lost(bundle: EnrolmentBundle, request_id: str) -> EnrolmentConfirmed:
+        confirm_at_site(bundle, request_id)  # the site commits ...
+        raise SiteUnreachable(site.url, "connection reset")  # ... and the answer is lost
+
+    with pytest.raises(SiteUnreachable):
+        enroll(bundle_path, passphrase, STATION_PASSPHRASE, bench, scrypt_n=TEST_SCRYPT_N,
+               confirm=answer_lost)
+    assert _station_files(bench) == ["enrolment.pending"], "only the request id may remain"
+    assert bundle_path.exists()
+    assert _status(site, "ST-lost") == "active"
+    enroll(bundle_path, passphrase, STATION_PASSPHRASE, bench, scrypt_n=TEST_SCRYPT_N)
+    assert "enrolment.pending" not in _station_files(bench)
+    assert _status(site, "ST-lost") == "active"
+    events = [event for event, _ in _events(site, "ST-lost")]
+    assert events.count("station_enrolment_confirmed") == 1
+    assert not [e for e in events if e.startswith("alarm_")]
+    runner = open_station(bench, STATION_PASSPHRASE)
+    try:
+        runner.sign_in(site.operator_id, site.pin)
+    finally:
+        runner.close()
 
 
 def test_two_benches_sharing_one_identity_raise_an_alarm(site: DemoSite, tmp_path: Path) -> None:
