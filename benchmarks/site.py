@@ -34,9 +34,11 @@ from sqlalchemy import func, select
 
 from provisioner.crypto.bundle import open_bundle
 from provisioner.site import admin, catalogue
+from provisioner.site.confirmation import confirm_enrolment
 from provisioner.site.context import open_site
 from provisioner.site.db.models import Device, Grant
 from provisioner.site.sitedir import SiteDir
+from provisioner.wire import EnrolmentConfirmation
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "stm32f103c8"
@@ -94,6 +96,7 @@ def _setup(root: Path, db_url: str | None, quantity: int) -> list[Identity]:
             cert.write_bytes(bundle.client_cert_pem)
             key.write_bytes(bytes(bundle.client_key_pem.reveal()))
             identities.append(Identity(cert, key, SiteDir(root).ca_cert))
+            confirm_enrolment(ctx, f"ST-{n}", EnrolmentConfirmation(request_id=f"enrol-ST-{n}"))
         catalogue.add_firmware(ctx, REPO / "fixtures" / PROFILE / "bootloader.hex",
                                kind=catalogue.FirmwareKind.bootloader_template,
                                product="bench", version="1", profile=PROFILE)

@@ -122,7 +122,6 @@ def site_process(work: Path) -> Iterator[tuple[str, str, str]]:
                                           quantity=BOARDS, bootloader="1.0.0")
     finally:
         ctx.close()
-    enroll(enrolment.bundle_path, enrolment.passphrase, PASSPHRASE, work / "station")
     code = f"from pathlib import Path; from provisioner.site.server import serve; " \
            f"serve(Path({str(site_dir)!r}), port={port})"
     server = subprocess.Popen([sys.executable, "-c", code])
@@ -136,6 +135,8 @@ def site_process(work: Path) -> Iterator[tuple[str, str, str]]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("site server did not start") from None
                 time.sleep(0.1)
+        # Enrolment confirms at the site, so the station enrols once the site answers.
+        enroll(enrolment.bundle_path, enrolment.passphrase, PASSPHRASE, work / "station")
         yield url, order_id, pin
     finally:
         server.terminate()

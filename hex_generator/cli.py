@@ -1,4 +1,4 @@
-"""Command line: hex-generator info | convert | patch (patch needs an injected layout resolver)."""
+"""Command line: hex-generator info | convert | patch (``main`` takes the layout resolver)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ from hex_generator.patch import PatchLayout, patch
 
 LayoutResolver = Callable[[str], PatchLayout]
 PROG = "hex-generator"
+DESCRIPTION = (
+    "Inspect, convert and patch firmware images (Intel HEX, Motorola S-record, raw binary). "
+    "`patch` writes a device ID and key into a bootloader template at the zones of a "
+    "hardware profile (--profile NAME or a TOML path)."
+)
 
 
 def _int(text: str) -> int:
@@ -25,7 +30,7 @@ def _int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the hex-generator command."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -6,6 +6,8 @@ import importlib
 
 import click
 
+DEBUG_KEY = "provisioner.debug"
+
 # command name -> "module:attribute" of a click command; imported only when used.
 _COMMANDS: dict[str, str] = {
     "site": "provisioner.site.admin_cli:site_group",
@@ -17,8 +19,33 @@ _COMMANDS: dict[str, str] = {
 }
 
 
+def one_line(exc: BaseException) -> str:
+    """Return an exception as one line of words (an unexpected one names its class)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    if type(exc).__module__.split(".")[0] in ("provisioner", "hex_generator", "hw_profiles"):
+        return text or type(exc).__name__
+    return f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
+
+
 class _LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use, keeping start-up fast."""
+    """A group whose subcommands are imported on first use, keeping start-up fast.
+
+    It is also the one place that turns any error escaping a command into a one-line
+    ``Error: …`` (exit status 1); ``provisioner --debug …`` shows the traceback instead.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get(DEBUG_KEY):
+                raise
+            raise click.ClickException(one_line(exc)) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -36,9 +63,12 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup)
 @click.version_option(package_name="provisioner")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of a failure.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Secure manufacturing provisioning: protected site, station, flash tools, virtual boards."""
+    ctx.meta[DEBUG_KEY] = debug
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="provisioner")

@@ -7,7 +7,8 @@ ProvisionerError
 ├─ SiteUnreachable(url, reason)                 retry with the same request_id
 ├─ SiteProtocolError(status, reason)            the site answered something we cannot read
 ├─ CryptoError
-│  ├─ SealedFileError(path) ─ WrongPassphrase, Tampered, Truncated, UnsupportedVersion
+│  ├─ SealedFileError(path) ─ WrongPassphrase, Tampered, Truncated, UnsupportedVersion,
+│  │                          NotABundle
 │  ├─ DecryptError
 │  ├─ BadSignature(key_id)
 │  └─ DrbgError ─ ReseedRequired, IndexBehind(requested, next_index)
@@ -34,6 +35,8 @@ ProvisionerError
 │  ├─ GrantExpired            grant_expired
 │  ├─ GrantAlreadyCompleted   grant_already_completed
 │  ├─ ChipQuarantined         chip_quarantined
+│  ├─ FirmwareProfileMismatch firmware_profile_mismatch   (firmware registered for another profile)
+│  ├─ EnrolmentReused         enrolment_reused   (a bundle's one-time enrolment used again: alarm)
 │  ├─ AuthenticationFailed    authentication_failed
 │  ├─ OperatorLocked          operator_locked
 │  ├─ UnknownDevice           unknown_device
@@ -141,6 +144,12 @@ class UnsupportedVersion(SealedFileError):
     """The sealed file has a format version this program does not know."""
 
     reason = "unsupported format version"
+
+
+class NotABundle(SealedFileError):
+    """The file is not a sealed enrolment bundle at all (no sealed-file header)."""
+
+    reason = "not an enrolment bundle"
 
 
 class DecryptError(CryptoError):
@@ -369,6 +378,18 @@ class ChipQuarantined(Refused):
     """The chip failed too often and is quarantined."""
 
     code = "chip_quarantined"
+
+
+class FirmwareProfileMismatch(Refused):
+    """A firmware image was registered for a different hardware profile than the order's."""
+
+    code = "firmware_profile_mismatch"
+
+
+class EnrolmentReused(Refused):
+    """The station's one-time enrolment was already used (the bundle was opened twice)."""
+
+    code = "enrolment_reused"
 
 
 class AuthenticationFailed(Refused):

@@ -132,6 +132,20 @@ class CompleteResponse(_Body):
     attempts: int
 
 
+class EnrolmentConfirmation(_Body):
+    """The station's one call proving it opened its bundle (over mTLS with the bundle's cert)."""
+
+    request_id: str = Field(min_length=8, max_length=64)
+
+
+class EnrolmentConfirmed(_Body):
+    """The site's answer: the station is now active."""
+
+    station_id: str
+    status: str
+    enrolled_at: datetime
+
+
 class Health(_Body):
     """Liveness answer."""
 

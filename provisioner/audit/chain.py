@@ -33,6 +33,8 @@ class AuditEvent(StrEnum):
     station_enrolled = "station_enrolled"
     station_suspended = "station_suspended"
     station_revoked = "station_revoked"
+    station_reactivated = "station_reactivated"
+    station_enrolment_confirmed = "station_enrolment_confirmed"
     operator_added = "operator_added"
     operator_reset = "operator_reset"
     operator_signed_in = "operator_signed_in"
@@ -41,6 +43,7 @@ class AuditEvent(StrEnum):
     firmware_added = "firmware_added"
     order_created = "order_created"
     order_closed = "order_closed"
+    order_station_added = "order_station_added"
     grant_issued = "grant_issued"
     grant_refused = "grant_refused"
     device_programmed = "device_programmed"
@@ -53,6 +56,9 @@ class AuditEvent(StrEnum):
     update_refused = "update_refused"
     alarm_clone = "alarm_clone"
     alarm_unregistered_device = "alarm_unregistered_device"
+    alarm_enrolment_reused = "alarm_enrolment_reused"
+    alarm_station_cloned = "alarm_station_cloned"
+    alarm_firmware_profile_mismatch = "alarm_firmware_profile_mismatch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,7 @@ _OUTCOME_OF_EVENT: dict[str, str] = {
     AuditEvent.device_quarantined: "quarantined",
 }
 _REFUSAL_EVENTS = (AuditEvent.grant_refused, AuditEvent.update_refused)
-_ALARM_EVENTS = (
-    AuditEvent.alarm_duplicate_chip,
-    AuditEvent.alarm_digest_mismatch,
-    AuditEvent.alarm_clone,
-    AuditEvent.alarm_unregistered_device,
-)
+_ALARM_EVENTS = tuple(event for event in AuditEvent if event.startswith("alarm_"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 
-from provisioner.crypto.sealed import seal_bytes, unseal_bytes
+from provisioner.crypto.sealed import MAGIC, seal_bytes, unseal_bytes
 from provisioner.crypto.secret import Secret
 from provisioner.errors import UnsupportedVersion
 
@@ -57,6 +57,11 @@ def seal_bundle(bundle: EnrolmentBundle, passphrase: str, *, scrypt_n: int = 2**
         return seal_bytes(payload, passphrase, scrypt_n=scrypt_n)
     finally:
         payload[:] = bytes(len(payload))
+
+
+def is_sealed_blob(blob: bytes) -> bool:
+    """Return whether ``blob`` starts like a sealed file (a bundle is one)."""
+    return blob.startswith(MAGIC)
 
 
 def open_bundle(blob: bytes, passphrase: str, *, source: str = "<bundle>") -> EnrolmentBundle:

@@ -35,17 +35,19 @@ def _operator_prompt(action: str) -> None:
 @click.group()
 @click.option("--port", help="Serial port of a chip in its ROM bootloader.")
 @click.option("--probe", help="Debug probe unique ID (SWD).")
-@click.option("--profile", required=True, help="Hardware profile name or TOML path.")
+@click.option("--profile", help="Hardware profile name or TOML path (required).")
 @click.option("--parity", type=click.Choice(["even", "none"]),
               help="Override the profile's serial parity (a pty needs none).")
 @click.option("--baud", type=int, help="Override the profile's serial baud rate.")
 @click.option("--debug", is_flag=True, help="Show the traceback of a failure.")
 @click.pass_context
-def flash_group(ctx: click.Context, port: str | None, probe: str | None, profile: str,
+def flash_group(ctx: click.Context, port: str | None, probe: str | None, profile: str | None,
                 parity: str | None, baud: int | None, debug: bool) -> None:
-    """Talk to one chip: info, read, write, erase, protect."""
-    if (port is None) == (probe is None):
-        raise click.UsageError("give exactly one of --port or --probe")
+    """Talk to one chip: info, read, write, erase, protect.
+
+    Give --profile and exactly one of --port or --probe before the command
+    (checked when the command runs, so every command's --help reads without them).
+    """
     ctx.obj = {"port": port, "probe": probe, "profile": profile, "parity": parity,
                "baud": baud, "debug": debug}
 
@@ -54,6 +56,10 @@ def _backend(obj: dict[str, object]) -> FlashBackend:
     from hw_profiles import load_profile
     from provisioner.flash.registry import build_registry
 
+    if obj["profile"] is None:
+        raise click.UsageError("give --profile (e.g. --profile stm32f103c8)")
+    if (obj["port"] is None) == (obj["probe"] is None):
+        raise click.UsageError("give exactly one of --port or --probe")
     profile = load_profile(str(obj["profile"]))
     registry = build_registry()
     if obj["probe"] is not None:
@@ -70,9 +76,10 @@ def _reported(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except (ProvisionerError, HexError, ProfileValidationError, ValueError) as exc:
-            if (click.get_current_context().obj or {}).get("debug"):
+            ctx = click.get_current_context()
+            if (ctx.obj or {}).get("debug") or ctx.find_root().meta.get("provisioner.debug"):
                 raise
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+            raise click.ClickException(str(exc)) from exc
 
     return wrapper
 

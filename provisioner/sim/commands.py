@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from pathlib import Path
 
 import click
 
@@ -44,6 +45,27 @@ def serial_command(profile: str, throttle_baud: int | None, chip_uid: str | None
         _wait_for_interrupt()
     finally:
         board.stop()
+
+
+@sim_group.command("firmware")
+@click.option("--profile", required=True, help="Hardware profile name or TOML path.")
+@click.option("--dir", "directory", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Directory to write bootloader.hex and application.hex into.")
+def firmware_command(profile: str, directory: Path) -> None:
+    """Write the demo bootloader template and application for a profile (as in fixtures/).
+
+    The template has blank ID and key zones where the profile puts them, so the site accepts
+    it as a bootloader template; use it to try the system before your own firmware is ready.
+    """
+    from hw_profiles import load_profile
+    from provisioner.sim.firmware import render
+
+    loaded = load_profile(profile)
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, text in render(loaded).items():
+        (directory / file_name).write_text(text, encoding="ascii", newline="\n")
+        click.echo(f"wrote {directory / file_name} ({loaded.name})")
 
 
 sim_group.add_command(sim_swd_command, "swd")

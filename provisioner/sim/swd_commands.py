@@ -26,12 +26,13 @@ def sim_swd_command(profile_name: str, directory: Path, probe_uid: str, chip_uid
                     force: bool) -> None:
     """Create a blank virtual SWD board (flash erased, readout protection off)."""
     try:
+        profile = load_profile(profile_name)  # a bad profile is named before any file is looked at
+        uid_bytes = bytes.fromhex(chip_uid) if chip_uid is not None else None
+        if uid_bytes is None:
+            uid_bytes = os.urandom(profile.chip_uid.size_bytes)
         state_path, _ = state_paths(directory, probe_uid)
         if state_path.exists() and not force:
             raise click.ClickException(f"{state_path} exists (use --force to replace it)")
-        uid_bytes = bytes.fromhex(chip_uid) if chip_uid is not None else None
-        if uid_bytes is None:
-            uid_bytes = os.urandom(load_profile(profile_name).chip_uid.size_bytes)
         create_virtual_board(directory, probe_uid, profile_name, uid_bytes)
     except (BoardStateError, ProfileValidationError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -27,7 +27,7 @@ from provisioner.site.sessions import sign_out_all
 from provisioner.site.sitedir import SiteDir, SiteDirError, SiteSettings
 
 ADMIN = "admin"
-STATION_STATUSES = ("active", "suspended", "revoked")
+STATION_STATUSES = ("active", "suspended", "revoked")  # "pending" until enrolment confirms
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ def add_station(
             wrapped_transport_key=envelope.wrap(
                 ctx.master_key, transport_key.reveal(), transport_aad(station_id)
             ),
-            next_index=0, status="active", created_at=now,
+            next_index=0, status="pending", created_at=now,
         )
         blob = seal_station_bundle(
             station_id=station_id, site_url=site_url, ca_cert_pem=ca.cert_pem,
@@ -173,9 +173,14 @@ def set_station_status(ctx: SiteContext, station_id: str, status: str) -> None:
             raise StationInactive(f"station {station_id} is not enrolled")
         if station.status == "revoked" and status != "revoked":
             raise StationInactive(f"station {station_id} is revoked for good")
+        if station.enrolled_at is None and status == "active":
+            raise StationInactive(
+                f"station {station_id} has not confirmed its one-time enrolment; it becomes "
+                "active when `provisioner station enroll` runs with its bundle"
+            )
         station.status = status
         event = {"suspended": AuditEvent.station_suspended,
-                 "revoked": AuditEvent.station_revoked}.get(status, "station_reactivated")
+                 "revoked": AuditEvent.station_revoked}.get(status, AuditEvent.station_reactivated)
         repo.append_audit(session, signer=ctx.signer, now=ctx.clock(), actor=ADMIN, event=event,
                           data={"station_id": station_id, "status": status})
 

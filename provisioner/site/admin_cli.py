@@ -13,6 +13,7 @@ import click
 from hex_generator import HexError
 from hw_profiles import ProfileValidationError
 from provisioner.errors import ProvisionerError
+from provisioner.prompts import read_secret
 from provisioner.site import admin, catalogue
 from provisioner.site.context import SiteContext, open_site
 from provisioner.site.sitedir import DEFAULT_SITE_DIR
@@ -62,11 +63,11 @@ def site_group(site_dir: Path) -> None:
 @click.option("--host", "hosts", multiple=True, help="Extra host name/IP for the TLS cert.")
 @_translated
 def init_command(site_name: str, db_url: str | None, hosts: tuple[str, ...]) -> None:
-    """Create the database, master key, signing key, site CA and TLS server certificate."""
+    """Create the database, master key, manufacturer signing key, site CA and TLS certificate."""
     result = admin.init_site(_site_dir(), site_name=site_name, db_url=db_url, hosts=hosts)
-    click.echo(f"site CA          sha256 {result.ca_fingerprint}")
-    click.echo(f"TLS server cert  sha256 {result.server_fingerprint}")
-    click.echo(f"signing key id   {result.signing_key_id}")
+    click.echo(f"site CA              sha256 {result.ca_fingerprint}")
+    click.echo(f"TLS server cert      sha256 {result.server_fingerprint}")
+    click.echo(f"manufacturer key id  {result.signing_key_id}")
 
 
 @site_group.group("station")
@@ -122,12 +123,28 @@ def operator_group() -> None:
     """Manage bench operators."""
 
 
+PIN_ENV = "PROVISIONER_PIN"
+
+
+def _pin_file_option(func: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--pin-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help=f"Read the operator's new PIN from a file (else ${PIN_ENV}, else a hidden prompt "
+             "asked twice).",
+    )(func)
+
+
+def _new_pin(pin_file: Path | None) -> str:
+    return read_secret(PIN_ENV, pin_file, "New operator PIN", confirm=True)
+
+
 @operator_group.command("add")
 @click.argument("operator_id")
-@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True)
+@_pin_file_option
 @_translated
-def operator_add(operator_id: str, pin: str) -> None:
+def operator_add(operator_id: str, pin_file: Path | None) -> None:
     """Create an operator (PIN stored as a scrypt hash)."""
+    pin = _new_pin(pin_file)
     with _site() as ctx:
         admin.add_operator(ctx, operator_id, pin)
     click.echo(f"operator {operator_id} added")
@@ -135,10 +152,11 @@ def operator_add(operator_id: str, pin: str) -> None:
 
 @operator_group.command("reset")
 @click.argument("operator_id")
-@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True)
+@_pin_file_option
 @_translated
-def operator_reset(operator_id: str, pin: str) -> None:
+def operator_reset(operator_id: str, pin_file: Path | None) -> None:
     """Set a new PIN and clear the lockout."""
+    pin = _new_pin(pin_file)
     with _site() as ctx:
         admin.reset_operator(ctx, operator_id, pin)
     click.echo(f"operator {operator_id} reset")
@@ -189,7 +207,7 @@ def order_group() -> None:
 @click.option("--application", default=None, help="Application version.")
 @click.option("--stations", default="",
               help="Comma-separated stations allowed to serve it "
-                   "(default: every station enrolled now; fixed at creation).")
+                   "(default: every station enrolled now; add more with `order add-station`).")
 @click.option("--order-id", default=None)
 @_translated
 def order_create(product: str, profile: str, quantity: int, bootloader: str,
@@ -223,6 +241,17 @@ def order_show(order_id: str) -> None:
         order = catalogue.show_order(ctx, order_id)
     for name, value in order.model_dump(mode="json").items():
         click.echo(f"{name}: {value}")
+
+
+@order_group.command("add-station")
+@click.argument("order_id")
+@click.argument("station_id")
+@_translated
+def order_add_station(order_id: str, station_id: str) -> None:
+    """Allow STATION_ID to serve ORDER_ID (e.g. a station enrolled after the order)."""
+    with _site() as ctx:
+        catalogue.add_station_to_order(ctx, order_id, station_id)
+    click.echo(f"station {station_id} may now serve order {order_id}")
 
 
 @order_group.command("close")

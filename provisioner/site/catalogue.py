@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 from hex_generator import emit_ihex, load, patch
 from provisioner.audit.chain import AuditEvent
 from provisioner.crypto import envelope
-from provisioner.errors import InvalidRequest, OrderClosed, OrderNotFound
+from provisioner.errors import (
+    FirmwareProfileMismatch,
+    InvalidRequest,
+    OrderClosed,
+    OrderNotFound,
+    StationInactive,
+)
 from provisioner.site.admin import ADMIN
 from provisioner.site.context import SiteContext, firmware_aad
 from provisioner.site.db import repo
@@ -103,6 +109,24 @@ def _find_firmware(session: Session, kind: FirmwareKind, product: str, version: 
     return row
 
 
+def check_firmware_profile(firmware: Firmware, profile: str) -> None:
+    """Refuse firmware registered for another hardware profile than ``profile``.
+
+    An application stored without a profile fits any board; a bootloader template always has
+    one (its zones were checked against it by ``add_firmware``).
+
+    Raises:
+        FirmwareProfileMismatch: naming the firmware, its profile and the one asked for.
+    """
+    if firmware.profile is None and firmware.kind == FirmwareKind.application:
+        return
+    if firmware.profile != profile:
+        raise FirmwareProfileMismatch(
+            f"{firmware.kind} {firmware.product} {firmware.version} is registered for profile "
+            f"{firmware.profile}, not {profile}"
+        )
+
+
 def create_order(
     ctx: SiteContext, *, product: str, profile: str, quantity: int, bootloader: str,
     application: str | None = None, stations: tuple[str, ...] = (), order_id: str | None = None,
@@ -122,6 +146,9 @@ def create_order(
         boot = _find_firmware(session, FirmwareKind.bootloader_template, product, bootloader)
         app = (None if application is None
                else _find_firmware(session, FirmwareKind.application, product, application))
+        for firmware in (boot, app):
+            if firmware is not None:
+                check_firmware_profile(firmware, profile)
         allowed = list(stations) or list(session.scalars(select(Station.station_id)))
         for station_id in allowed:
             if session.get(Station, station_id) is None:
@@ -144,6 +171,33 @@ def create_order(
                                 "application_id": None if app is None else app.firmware_id,
                                 "stations": sorted(allowed)})
     return new_id
+
+
+def add_station_to_order(ctx: SiteContext, order_id: str, station_id: str) -> None:
+    """Allow ``station_id`` to serve ``order_id`` from now on (audited).
+
+    Raises:
+        OrderNotFound, OrderClosed, StationInactive (not enrolled or revoked),
+        InvalidRequest (already allowed).
+    """
+    with transaction(ctx.factory) as session:
+        order = repo.lock_order(session, order_id)
+        if order is None:
+            raise OrderNotFound(f"order {order_id} does not exist")
+        if order.status == OrderStatus.closed.value:
+            raise OrderClosed(f"order {order_id} is closed")
+        station = session.get(Station, station_id)
+        if station is None:
+            raise StationInactive(f"station {station_id} is not enrolled")
+        if station.status == "revoked":
+            raise StationInactive(f"station {station_id} is revoked")
+        if session.get(OrderStation, (order_id, station_id)) is not None:
+            raise InvalidRequest(f"station {station_id} may already serve order {order_id}")
+        session.add(OrderStation(order_id=order_id, station_id=station_id))
+        session.flush()
+        repo.append_audit(session, signer=ctx.signer, now=ctx.clock(), actor=ADMIN,
+                          event=AuditEvent.order_station_added,
+                          data={"order_id": order_id, "station_id": station_id})
 
 
 def _summary(order: Order) -> OrderSummary:

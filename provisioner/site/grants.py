@@ -24,6 +24,8 @@ from provisioner.errors import (
     Refused,
     StationInactive,
 )
+from provisioner.site.alarms import audit_grant_refusal
+from provisioner.site.catalogue import check_firmware_profile
 from provisioner.site.context import (
     SiteContext,
     Template,
@@ -56,6 +58,15 @@ class _Prepared:
     wrapped_key: bytes
     image_sha256: str
     key_size_bytes: int
+
+
+def _check_order_firmware(session: Session, order: Order) -> None:
+    """Refuse an order whose firmware rows were registered for another profile (defence in depth:
+    ``create_order`` refuses this, so it means an old order or a changed database)."""
+    for firmware_id in (order.bootloader_id, order.application_id):
+        row = None if firmware_id is None else session.get(Firmware, firmware_id)
+        if row is not None:
+            check_firmware_profile(row, order.profile)
 
 
 def _firmware(ctx: SiteContext, session: Session, firmware_id: str) -> Template:
@@ -150,10 +161,10 @@ def issue_grant(
     except IntegrityError as exc:
         # Another grant inserted this chip at the same instant: the unique chip_uid decided.
         refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
-        _audit_refusal(ctx, station_id, order_id, request, refusal)
+        audit_grant_refusal(ctx, station_id, order_id, request, refusal)
         raise refusal from exc
     except Refused as refusal:
-        _audit_refusal(ctx, station_id, order_id, request, refusal)
+        audit_grant_refusal(ctx, station_id, order_id, request, refusal)
         raise
 
 
@@ -184,6 +195,7 @@ def _issue(
     snapshot = repo.order_snapshot(session, unlocked)
     station_before = repo.station_snapshot(station)
     decision = decide_grant(snapshot, station_before, chip_before, request.drbg_index)
+    _check_order_firmware(session, unlocked)
     device_id = decision.device_id or repo.allocate_device_id(session)
     prepared = _prepare(ctx, session, station, unlocked, device_id, request.drbg_index)
     grant_id = f"g-{secrets.token_hex(12)}"
@@ -225,25 +237,6 @@ def _issue(
         },
     )
     return response
-
-
-def _audit_refusal(
-    ctx: SiteContext, station_id: str, order_id: str, request: GrantRequest, refusal: Refused
-) -> None:
-    event = (
-        AuditEvent.alarm_duplicate_chip if isinstance(refusal, DuplicateChip)
-        else AuditEvent.grant_refused
-    )
-    with transaction(ctx.factory) as session:
-        repo.append_audit(
-            session, signer=ctx.signer, now=ctx.clock(), actor=f"station:{station_id}",
-            event=event,
-            data={
-                "code": refusal.code, "detail": refusal.detail, "order_id": order_id,
-                "request_id": request.request_id, "chip_uid": request.chip_uid,
-                "drbg_index": request.drbg_index,
-            },
-        )
 
 
 _COMPLETION_EVENTS = {

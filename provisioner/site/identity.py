@@ -25,8 +25,30 @@ def station_id(request: Request) -> str:
     """Return the id of the active station whose verified certificate opened this connection.
 
     Raises:
-        StationInactive: no client certificate, or none matching an active station (403).
+        StationInactive: no client certificate, or none matching an active station (403); a
+            station whose enrolment is still pending is told to confirm it first.
     """
+    station, status = _station_of_certificate(request)
+    if status == "pending":
+        raise StationInactive(
+            f"station {station} has not confirmed its one-time enrolment "
+            "(run `provisioner station enroll` with its bundle)"
+        )
+    if status != "active":
+        raise StationInactive(f"station {station} is {status}")
+    return station
+
+
+def enrolling_station_id(request: Request) -> str:
+    """Return the id of the station presenting its certificate, whatever its status.
+
+    Raises:
+        StationInactive: no client certificate, or none of an enrolled station (403).
+    """
+    return _station_of_certificate(request)[0]
+
+
+def _station_of_certificate(request: Request) -> tuple[str, str]:
     pem = peer_cert_pem(request.scope)
     if pem is None:
         raise StationInactive("station endpoints need a verified TLS client certificate")
@@ -38,9 +60,7 @@ def station_id(request: Request) -> str:
         ).first()
         if station is None:
             raise StationInactive("the client certificate belongs to no enrolled station")
-        if station.status != "active":
-            raise StationInactive(f"station {station.station_id} is {station.status}")
-        return station.station_id
+        return station.station_id, station.status
 
 
 def bearer_token(request: Request) -> str:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from provisioner.errors import ProvisionerError
 from provisioner.site.app import create_app
 from provisioner.site.context import Clock, SiteContext, open_site, utc_now
+from provisioner.site.serve_log import log_config
 from provisioner.site.sitedir import SiteDir
 from provisioner.site.tls import TlsH11Protocol, harden
 
@@ -56,7 +57,11 @@ def serve(
     site_dir: Path, *, host: str = "127.0.0.1", port: int = 8443, workers: int = 1,
     db_url: str | None = None,
 ) -> None:
-    """Run the site until interrupted (``workers`` > 1 forks worker processes)."""
+    """Run the site until interrupted (``workers`` > 1 forks worker processes).
+
+    Prints "listening on https://HOST:PORT", one access line per request and "stopped" on
+    stderr (``serve_log``).
+    """
     paths = SiteDir(site_dir.resolve())
     paths.read_settings()
     os.environ[SITE_DIR_ENV] = str(paths.root)
@@ -66,8 +71,8 @@ def serve(
         "provisioner.site.server:app_from_env", factory=True, host=host, port=port,
         workers=workers, http=TlsH11Protocol, ssl_certfile=str(paths.server_cert),
         ssl_keyfile=str(paths.server_key), ssl_ca_certs=str(paths.ca_cert),
-        ssl_cert_reqs=ssl.CERT_OPTIONAL, ssl_context_factory=harden, log_level="warning",
-        access_log=False, timeout_keep_alive=30,
+        ssl_cert_reqs=ssl.CERT_OPTIONAL, ssl_context_factory=harden, log_level="info",
+        log_config=log_config(), access_log=True, timeout_keep_alive=30,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 from collections.abc import Callable, Iterator
@@ -13,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ProvisionerError, SiteUnreachable
 from provisioner.flash.backend import FlashBackend
+from provisioner.prompts import read_secret
 from provisioner.station.events import ignore_events
 
 if TYPE_CHECKING:
@@ -31,16 +31,6 @@ BackendFactory = Callable[[], FlashBackend]
 def disable_core_dumps() -> None:
     """Forbid core dumps of this process: they would hold keys and images (design §3)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def read_secret(env_var: str, path: Path | None, prompt: str, *, confirm: bool = False) -> str:
-    """Return a passphrase/PIN from a file, else the environment variable, else a prompt."""
-    if path is not None:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    value = os.environ.get(env_var)
-    if value:
-        return value
-    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
 
 
 @contextmanager
@@ -125,18 +115,40 @@ def station_group(ctx: click.Context, data_dir: Path, passphrase_file: Path | No
               path_type=Path), help=f"Bundle passphrase file (else ${ENROL_PASSPHRASE_ENV}).")
 def enroll_command(bundle: Path, data_dir: Path, passphrase_file: Path | None,
                    one_time_passphrase_file: Path | None) -> None:
-    """Enrol this station from BUNDLE (asks the one-time, then a new station passphrase)."""
-    from provisioner.station.enrolment import enroll
+    """Enrol this station from BUNDLE, consuming its one-time enrolment at the site.
 
-    one_time = read_secret(ENROL_PASSPHRASE_ENV, one_time_passphrase_file,
-                           "One-time bundle passphrase")
-    new = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "New station passphrase",
-                      confirm=True)
+    Asks the one-time passphrase (checked at once), then a new station passphrase; the site
+    confirms over mTLS, then the bundle file is overwritten and removed.
+    """
+    from provisioner.station import enrolment
+
     try:
-        config = enroll(bundle, one_time, new, data_dir)
+        enrolment.check_not_enrolled(data_dir)
+        one_time = read_secret(ENROL_PASSPHRASE_ENV, one_time_passphrase_file,
+                               "One-time bundle passphrase")
+        opened_bundle = enrolment.open_enrolment_bundle(bundle, one_time)
+        try:
+            new = read_secret(STATION_PASSPHRASE_ENV, passphrase_file,
+                              "New station passphrase", confirm=True)
+        except BaseException:
+            opened_bundle.wipe()
+            raise
+        config = enrolment.enroll_bundle(opened_bundle, new, data_dir)
+    except SiteUnreachable as exc:
+        raise click.ClickException(
+            f"{exc}; run the same command again to finish enrolling (it resumes the same "
+            "confirmation)"
+        ) from exc
     except ProvisionerError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"enrolled station {config.station_id} for {config.site_url} in {data_dir}")
+    try:
+        enrolment.destroy_bundle(bundle)
+    except OSError as exc:
+        click.echo(f"warning: could not remove the used bundle {bundle} ({exc.strerror}); "
+                   "destroy it by hand", err=True)
+    else:
+        click.echo(f"bundle {bundle} overwritten and removed (it cannot be used again)")
 
 
 @station_group.command("status")

@@ -96,6 +96,13 @@ class SiteClient:
             self._token = answer.session_token
         return answer
 
+    def confirm_enrolment(
+        self, request: wire.EnrolmentConfirmation
+    ) -> wire.EnrolmentConfirmed:
+        """Consume this station's one-time enrolment; a retry with the same id is harmless."""
+        return self._call("POST", "/enrolment", request, wire.EnrolmentConfirmed,
+                          idempotent=True)
+
     def health(self) -> wire.Health:
         """Return the site's liveness answer."""
         return self._call("GET", "/health", None, wire.Health, idempotent=True)

@@ -16,8 +16,10 @@ from psycopg import sql
 
 from provisioner.crypto.bundle import EnrolmentBundle, open_bundle
 from provisioner.site import admin, catalogue
+from provisioner.site.confirmation import confirm_enrolment
 from provisioner.site.context import SiteContext, open_site
 from provisioner.site.sitedir import SiteDir
+from provisioner.wire import EnrolmentConfirmation
 
 PG_SERVER = "127.0.0.1:5432"
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_SERVER}/test"
@@ -75,7 +77,10 @@ class SiteSetup:
 
 
 def enrol(ctx: SiteContext, root: Path, station_id: str, work: Path) -> EnrolledStation:
-    """Enrol a station and open its bundle the way the station will."""
+    """Enrol a station, open its bundle the way the station will and confirm it at the site.
+
+    (The station's own confirmation call over mTLS is tested in ``test_station_enrolment``.)
+    """
     enrolment = admin.add_station(ctx, root, station_id, "https://127.0.0.1",
                                   scrypt_n=TEST_SCRYPT_N)
     bundle = open_bundle(enrolment.bundle_path.read_bytes(), enrolment.passphrase)
@@ -85,6 +90,7 @@ def enrol(ctx: SiteContext, root: Path, station_id: str, work: Path) -> Enrolled
     cert_path.write_bytes(bundle.client_cert_pem)
     key_path.write_bytes(bytes(bundle.client_key_pem.reveal()))
     key_path.chmod(0o600)
+    confirm_enrolment(ctx, station_id, EnrolmentConfirmation(request_id=f"enrol-{station_id}"))
     return EnrolledStation(station_id, cert_path, key_path, bundle)
 
 

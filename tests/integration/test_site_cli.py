@@ -37,7 +37,11 @@ def test_admin_commands_end_to_end(tmp_path: Path) -> None:
     _run(runner, site, "station", "add", "ST-2")
     _run(runner, site, "station", "suspend", "ST-2")
     listing = _run(runner, site, "station", "list")
-    assert "ST-1\tactive\tnext_index=0" in listing
+    # Pending until the station confirms its one-time enrolment (test_station_enrolment.py).
+    assert "ST-1\tpending\tnext_index=0" in listing
+    skipped = runner.invoke(site_group, ["--site-dir", str(site), "station", "activate", "ST-1"])
+    assert skipped.exit_code == 1
+    assert "has not confirmed its one-time enrolment" in skipped.output
     assert "ST-2\tsuspended" in listing
 
     _run(runner, site, "operator", "add", "alice", stdin="4711-2342\n4711-2342\n")
@@ -63,6 +67,10 @@ def test_admin_commands_end_to_end(tmp_path: Path) -> None:
                     "--application", "1.0", "--stations", "ST-1").strip()
     assert f"{order_id}\topen\twidget\tstm32f103c8\t0+0/100" in _run(runner, site, "order", "list")
     assert "remaining: 100" in _run(runner, site, "order", "show", order_id)
+    # A station enrolled after the order serves it once added (audited).
+    _run(runner, site, "station", "add", "ST-3")
+    added = _run(runner, site, "order", "add-station", order_id, "ST-3")
+    assert added.strip() == f"station ST-3 may now serve order {order_id}"
     _run(runner, site, "order", "close", order_id)
     assert "status: closed" in _run(runner, site, "order", "show", order_id)
 

@@ -6,13 +6,25 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from site_fixtures import OPERATOR, PIN, SiteSetup, build_site, client, grant_body, sign_in
+from site_fixtures import (
+    OPERATOR,
+    PIN,
+    REPO,
+    SiteSetup,
+    build_site,
+    client,
+    enrol,
+    grant_body,
+    sign_in,
+)
 from sqlalchemy import func, select
 
+from provisioner.errors import FirmwareProfileMismatch, InvalidRequest, OrderClosed
 from provisioner.site import admin, catalogue
 from provisioner.site.context import open_site
 from provisioner.site.db import repo
@@ -254,3 +266,70 @@ def test_a_profile_changed_since_the_order_is_not_used(bench: Bench) -> None:
     assert answer.status_code == 500
     assert "changed since order o-profile" in answer.json()["detail"]
     assert _counts(bench) == before
+
+
+def test_an_order_refuses_firmware_of_another_profile(bench: Bench) -> None:
+    ctx = bench.server.context
+    # widget 1.0's template is registered for the STM32F103; an F411 order must not get it.
+    with pytest.raises(FirmwareProfileMismatch, match="registered for profile stm32f103c8"):
+        catalogue.create_order(ctx, product="widget", profile="stm32f411ce", quantity=5,
+                               bootloader="1.0", order_id="o-wrong-profile")
+    fixtures = REPO / "fixtures"
+    catalogue.add_firmware(ctx, fixtures / "stm32f411ce" / "bootloader.hex",
+                           kind=catalogue.FirmwareKind.bootloader_template, product="widget",
+                           version="4.0", profile="stm32f411ce")
+    catalogue.add_firmware(ctx, fixtures / "stm32f103c8" / "application.hex",
+                           kind=catalogue.FirmwareKind.application, product="widget",
+                           version="4.0-f1", profile="stm32f103c8")
+    with pytest.raises(FirmwareProfileMismatch, match=r"application widget 4\.0-f1"):
+        catalogue.create_order(ctx, product="widget", profile="stm32f411ce", quantity=5,
+                               bootloader="4.0", application="4.0-f1")
+    with ctx.factory() as session:
+        assert session.get(Order, "o-wrong-profile") is None
+
+
+def test_a_grant_whose_template_is_of_another_profile_is_refused_with_an_alarm(
+    bench: Bench,
+) -> None:
+    # Defence in depth: an order changed in the database (or created before the check) to
+    # carry the F103 template under the F411 profile gets no grant.
+    ctx = bench.server.context
+    catalogue.add_firmware(ctx, REPO / "fixtures" / "stm32f411ce" / "bootloader.hex",
+                           kind=catalogue.FirmwareKind.bootloader_template, product="widget",
+                           version="4.1", profile="stm32f411ce")
+    catalogue.create_order(ctx, product="widget", profile="stm32f411ce", quantity=5,
+                           bootloader="4.1", order_id="o-f411")
+    with ctx.factory() as session, session.begin():
+        order = session.get(Order, "o-f411")
+        f103 = session.get(Order, bench.setup.order_id)
+        assert order is not None
+        assert f103 is not None
+        order.bootloader_id = f103.bootloader_id
+    before = _counts(bench)
+    problem = _refused(bench, _grant(bench, "o-f411", "f4110001"), "firmware_profile_mismatch",
+                       before)
+    assert "registered for profile stm32f103c8, not stm32f411ce" in problem["detail"]
+    event, data = _last_event(bench)
+    assert event == "alarm_firmware_profile_mismatch"
+    assert data["order_id"] == "o-f411"
+
+
+def test_a_station_added_to_an_order_later_serves_it(bench: Bench, tmp_path: Path) -> None:
+    ctx = bench.server.context
+    catalogue.create_order(ctx, product="widget", profile="stm32f103c8", quantity=5,
+                           bootloader="1.0", stations=("ST-1",), order_id="o-late")
+    late = enrol(ctx, bench.setup.root, "ST-late", tmp_path)
+    with client(bench.server.url, bench.setup.ca_path, late) as http:
+        auth = sign_in(http)
+        body = grant_body("1a7e0001", 0)
+        refused = http.post("/v1/orders/o-late/grants", json=body, headers=auth)
+        assert refused.json()["code"] == "station_not_allowed"
+        catalogue.add_station_to_order(ctx, "o-late", "ST-late")
+        assert _last_event(bench) == ("order_station_added",
+                                      {"order_id": "o-late", "station_id": "ST-late"})
+        granted = http.post("/v1/orders/o-late/grants", json=body, headers=auth)
+        assert granted.status_code == 200, granted.text
+    with pytest.raises(InvalidRequest, match="may already serve"):
+        catalogue.add_station_to_order(ctx, "o-late", "ST-late")
+    with pytest.raises(OrderClosed):
+        catalogue.add_station_to_order(ctx, "o-closed", "ST-late")

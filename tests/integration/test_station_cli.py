@@ -41,10 +41,8 @@ def test_enroll_status_run_ui_and_refusals(tmp_path: Path,
         config = (station_dir / "station.json").read_text()
         assert "BEGIN CERTIFICATE" in config
         assert "PRIVATE KEY" not in config
-        again = cli.invoke(station_group, ["enroll", str(enrolment.bundle_path), "--data-dir",
-                                           str(station_dir)], env=env)
-        assert again.exit_code != 0
-        assert "already enrolled" in again.output
+        assert "overwritten and removed" in enrolled.output
+        assert not enrolment.bundle_path.exists()
 
         status = cli.invoke(station_group, ["status", "--data-dir", str(station_dir)], env=env)
         assert status.exit_code == 0, status.output

@@ -22,7 +22,12 @@ class Base(DeclarativeBase):
 
 
 class Station(Base):
-    """An enrolled station; its seed and transport key only wrapped under the master key."""
+    """An enrolled station; its seed and transport key only wrapped under the master key.
+
+    ``status`` is ``pending`` until the station confirms its one-time enrolment (then
+    ``active``), or ``suspended``/``revoked``; ``enrolment_request_id`` is the confirming
+    call's id, so a retried confirmation is answered and any other one is an alarm.
+    """
 
     __tablename__ = "stations"
 
@@ -33,6 +38,8 @@ class Station(Base):
     next_index: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    enrolled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    enrolment_request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Operator(Base):

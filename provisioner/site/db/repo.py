@@ -67,6 +67,13 @@ def find_grant_by_request(session: Session, station_id: str, request_id: str) ->
     ).first()
 
 
+def find_grant_at_index(session: Session, station_id: str, drbg_index: int) -> Grant | None:
+    """Return the grant a station already received for ``drbg_index``, if any."""
+    return session.scalars(
+        select(Grant).where(Grant.station_id == station_id, Grant.drbg_index == drbg_index)
+    ).first()
+
+
 def allocate_device_id(session: Session) -> int:
     """Return a new device ID: a sequence on PostgreSQL, max+1 under SQLite's write lock."""
     if is_postgresql(session):

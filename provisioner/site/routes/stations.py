@@ -1,17 +1,25 @@
-"""Station endpoints: sign-in, orders, grants, completion (client certificate required)."""
+"""Station endpoints: enrolment, sign-in, orders, grants, completion (client cert required)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
 from provisioner.site.catalogue import list_orders
+from provisioner.site.confirmation import confirm_enrolment
 from provisioner.site.context import SiteContext
 from provisioner.site.grants import complete_grant, issue_grant
-from provisioner.site.identity import bearer_token, site_context, station_id
+from provisioner.site.identity import (
+    bearer_token,
+    enrolling_station_id,
+    site_context,
+    station_id,
+)
 from provisioner.site.sessions import operator_for_token, sign_in
 from provisioner.wire import (
     CompleteRequest,
     CompleteResponse,
+    EnrolmentConfirmation,
+    EnrolmentConfirmed,
     GrantRequest,
     GrantResponse,
     OrderList,
@@ -24,6 +32,17 @@ router = APIRouter()
 _CTX = Depends(site_context)
 _STATION = Depends(station_id)
 _TOKEN = Depends(bearer_token)
+_ENROLLING = Depends(enrolling_station_id)
+
+
+@router.post("/enrolment", response_model=EnrolmentConfirmed)
+def post_enrolment(
+    body: EnrolmentConfirmation, request: Request, ctx: SiteContext = _CTX,
+    station: str = _ENROLLING,
+) -> EnrolmentConfirmed:
+    """Consume the station's one-time enrolment (a second use is refused with an alarm)."""
+    request.state.request_id = body.request_id
+    return confirm_enrolment(ctx, station, body)
 
 
 @router.post("/session", response_model=SessionResponse)
