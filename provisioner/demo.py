@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import shutil
@@ -178,7 +177,6 @@ def run_demo(*, work_dir: Path, use_ui: bool, out: Callable[[str], None] = click
     from provisioner.station.unlock import open_station
 
     disable_core_dumps()
-    logging.getLogger("pyocd").setLevel(logging.ERROR)  # the simulated core's boot warnings
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(16)
     with demo_site(work_dir) as site, virtual_boards(

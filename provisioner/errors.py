@@ -14,6 +14,7 @@ ProvisionerError
 │  └─ DrbgError ─ ReseedRequired, IndexBehind(requested, next_index)
 ├─ FlashError
 │  ├─ ProbeError(reason)                         no probe, wrong probe, pyOCD failure
+│  ├─ BoardDisconnected(location, reason)        the port or probe went away
 │  ├─ LinkTimeout(command, phase, address)
 │  ├─ BootloaderNack(command, phase, address)
 │  ├─ GarbledReply(command, phase, expected, got)
@@ -201,6 +202,15 @@ class ProbeError(FlashError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class BoardDisconnected(FlashError):
+    """The board's serial port or debug probe went away (unplugged, cable, power)."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"board disconnected from {location} ({reason})")
 
 
 class LinkTimeout(FlashError):

@@ -6,7 +6,13 @@ from collections.abc import Callable
 
 from pyocd.core import exceptions as pe
 
-from provisioner.errors import FlashError, LinkTimeout, ProbeError, TargetOperationFailed
+from provisioner.errors import (
+    BoardDisconnected,
+    FlashError,
+    LinkTimeout,
+    ProbeError,
+    TargetOperationFailed,
+)
 
 Translator = Callable[[Exception, str, "int | None"], FlashError]
 
@@ -21,7 +27,7 @@ def _probe(exc: Exception, operation: str, address: int | None) -> FlashError:
 
 
 def _disconnected(exc: Exception, operation: str, address: int | None) -> FlashError:
-    return ProbeError(f"{operation}: the probe disconnected ({exc})")
+    return BoardDisconnected("the debug probe", f"{operation}: {exc}")
 
 
 def _wait(exc: Exception, operation: str, address: int | None) -> FlashError:

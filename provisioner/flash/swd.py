@@ -11,10 +11,12 @@ from typing import Any
 
 from pyocd.core import exceptions as pe
 from pyocd.core.helpers import ConnectHelper
+from pyocd.core.session import Session
 
 from hw_profiles import Profile
 from provisioner.errors import (
     AddressOutOfRange,
+    ChipMismatch,
     FlashError,
     ProbeError,
     ReadoutProtected,
@@ -29,6 +31,7 @@ from provisioner.flash.backend import (
     no_progress,
 )
 from provisioner.flash.pyocd_errors import translate
+from provisioner.flash.pyocd_logging import route_pyocd_logging
 from provisioner.flash.pyocd_targets import nrf52_lockable_target, register_targets
 from provisioner.flash.swd_protect import (
     PROTECTORS,
@@ -40,6 +43,8 @@ from provisioner.flash.swd_protect import (
 )
 
 READ_CHUNK_BYTES = 4096
+DBGMCU_IDCODE = 0xE0042000  # STM32 DEV_ID in bits 11:0 (RM0008 §31.6.1, RM0383 §23.6.1)
+DEV_ID_MASK = 0xFFF
 SESSION_OPTIONS: dict[str, object] = {
     "hide_programming_progress": True,
     "resume_on_disconnect": False,
@@ -98,16 +103,20 @@ class SwdBackend:
         if self._session is not None:
             return
         register_targets()
+        route_pyocd_logging()
         target_name, options = self._target_name, dict(SESSION_OPTIONS)
         if self._family == "nrf52":  # a locked nRF52 hides its core: connect to the CTRL-AP only
             target_name = nrf52_lockable_target(target_name)
             options["allow_no_cores"] = True
         with self._edge("open"):
-            session = ConnectHelper.session_with_chosen_probe(
-                blocking=False, unique_id=self._probe_uid, target_override=target_name,
-                options=options)
-            if session is None:
+            # pyOCD's chooser prints coloured text to stdout and matches IDs by substring:
+            # list the probes quietly and take the exact unique ID.
+            probes = [probe for probe in ConnectHelper.get_all_connected_probes(
+                blocking=False, unique_id=self._probe_uid, print_wait_message=False)
+                if probe.unique_id == self._probe_uid]
+            if not probes:
                 raise ProbeError(f"no debug probe with unique ID {self._probe_uid}")
+            session = Session(probes[0], options=options, target_override=target_name)
             try:
                 session.open()
                 if session.target.cores:
@@ -118,6 +127,22 @@ class SwdBackend:
                 raise
             self._session = session
             self._link_ok = True
+        self._check_chip()
+
+    def _check_chip(self) -> None:
+        """Refuse an STM32 whose DEV_ID is not the profile's (pyOCD connects to any Cortex-M).
+
+        The STM32 DEV_ID is the number the ROM bootloader's Get ID answers (AN2606), so the
+        profile's serial ``product_id`` names it. Profiles without one (nRF52) are not checked.
+        """
+        expected = self._profile.serial.product_id if self._profile.serial else None
+        if expected is None or not self._family.startswith("stm32") or not self._target.cores:
+            return
+        with self._edge("read DEV_ID", DBGMCU_IDCODE):
+            found = self._target.read32(DBGMCU_IDCODE) & DEV_ID_MASK
+        if found != expected:
+            self.close()
+            raise ChipMismatch(expected, found)
 
     def read_uid(self) -> bytes:
         """The factory unique ID from the profile's UID address."""

@@ -9,9 +9,9 @@ from serial_fixtures import CHIP_UID, fixture_segments, serial_board
 from hw_profiles import load_profile
 from provisioner.errors import (
     AddressOutOfRange,
+    BoardDisconnected,
     BootloaderNack,
     ChipMismatch,
-    ProbeError,
     ReadoutProtected,
     VerifyMismatch,
 )
@@ -160,9 +160,22 @@ def test_write_protection_go_and_get_version() -> None:
             assert backend.read(0x08000400, 16) == b"\xff" * 16
 
 
-def test_a_missing_port_is_a_probe_error() -> None:
+def test_a_missing_port_is_a_disconnected_board() -> None:
     backend = SerialRomBackend("/dev/does-not-exist", load_profile("stm32f103c8"))
-    with pytest.raises(ProbeError) as exc:
+    with pytest.raises(BoardDisconnected) as exc:
         backend.open()
-    assert "/dev/does-not-exist" in str(exc.value)
+    assert exc.value.location == "/dev/does-not-exist"
+    assert str(exc.value).startswith("board disconnected from /dev/does-not-exist")
     backend.close()
+
+
+def test_a_board_that_vanishes_mid_session_is_disconnected_not_a_probe_error() -> None:
+    profile = load_profile("stm32f103c8")
+    with serial_board() as board:
+        backend = SerialRomBackend(board.port, profile)
+        backend.open()
+        board.stop()  # the pty goes away under the open port (USB cable pulled)
+        with pytest.raises(BoardDisconnected) as exc:
+            backend.read(profile.flash.base, 16)
+        assert exc.value.location == board.port
+        backend.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from hex_generator import load
 from hw_profiles import Profile, load_profile
 from provisioner.errors import (
     AddressOutOfRange,
+    ChipMismatch,
     LinkTimeout,
     ProbeError,
     ReadoutProtected,
@@ -300,3 +302,29 @@ def test_unaligned_segment_is_padded_with_erased_bytes(backend: SwdBackend,
     assert backend.read(base + 0xFC, 12) == bytes.fromhex("ffffffffff123456ffffffff")
     assert backend.read(base, 0x100) == b"\xff" * 0x100
     assert backend.read(base + 0x188, 0x100) == b"\xff" * 0x100
+
+
+@pytest.mark.parametrize("profile", ["stm32f411ce"], indirect=True)
+def test_a_board_of_another_stm32_is_refused_with_both_dev_ids(board_dir: Path) -> None:
+    backend = SwdBackend(PROBE, load_profile("stm32f103c8"))  # an F103 profile, an F411 board
+    with pytest.raises(ChipMismatch) as exc:
+        backend.open()
+    assert (exc.value.expected_pid, exc.value.found_pid) == (0x410, 0x431)
+    backend.close()
+    with connected(load_profile("stm32f411ce")) as right:  # the probe was released
+        assert right.read_uid() == UID
+
+
+def test_pyocd_warnings_reach_our_logger_not_the_terminal(
+        board_dir: Path, profile: Profile, capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="provisioner.flash.pyocd")
+    logging.getLogger("pyocd").setLevel(logging.NOTSET)  # whatever an earlier test left
+    with connected(profile) as backend:  # a blank chip: pyOCD warns about its vector table
+        backend.read_uid()
+        logging.getLogger("pyocd.coresight.cortex_m").warning("\x1b[33mT bit in XPSR\x1b[0m")
+    out, err = capfd.readouterr()
+    assert "XPSR" not in out + err
+    assert "\x1b[" not in out + err
+    forwarded = [r.getMessage() for r in caplog.records if r.name == "provisioner.flash.pyocd"]
+    assert any("T bit in XPSR" in text and "\x1b" not in text for text in forwarded)

@@ -7,7 +7,13 @@ import inspect
 import pytest
 from pyocd.core import exceptions as pe
 
-from provisioner.errors import FlashError, LinkTimeout, ProbeError, TargetOperationFailed
+from provisioner.errors import (
+    BoardDisconnected,
+    FlashError,
+    LinkTimeout,
+    ProbeError,
+    TargetOperationFailed,
+)
 from provisioner.flash.pyocd_errors import TRANSLATIONS, translate
 
 
@@ -55,4 +61,7 @@ def test_subclass_found_through_the_mro() -> None:
         pass
 
     assert isinstance(translate(VendorFault("x"), "read"), TargetOperationFailed)
-    assert isinstance(translate(pe.ProbeDisconnected("gone"), "open"), ProbeError)
+    assert isinstance(translate(pe.ProbeError("x"), "open"), ProbeError)
+    gone = translate(pe.ProbeDisconnected("gone"), "open")
+    assert isinstance(gone, BoardDisconnected)
+    assert str(gone).startswith("board disconnected")

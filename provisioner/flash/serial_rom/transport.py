@@ -8,7 +8,7 @@ from typing import Literal
 
 import serial
 
-from provisioner.errors import LinkTimeout, ProbeError
+from provisioner.errors import BoardDisconnected, LinkTimeout, ProbeError
 
 Parity = Literal["even", "none"]
 _PARITY = {"even": serial.PARITY_EVEN, "none": serial.PARITY_NONE}
@@ -43,6 +43,8 @@ class SerialLink:
                 stopbits=serial.STOPBITS_ONE, timeout=1.0, write_timeout=10.0,
             )
         except (serial.SerialException, ValueError) as exc:
+            if not os.path.exists(self.port):
+                raise BoardDisconnected(self.port, "the port does not exist") from exc
             raise ProbeError(f"cannot open {self.port} at {self.baud} baud: {exc}") from exc
         self._timeout_s = 1.0
 
@@ -57,7 +59,7 @@ class SerialLink:
         try:
             self._port().write(frame)
         except serial.SerialException as exc:
-            raise ProbeError(f"writing to {self.port} failed: {exc}") from exc
+            raise BoardDisconnected(self.port, f"writing failed: {exc}") from exc
 
     def read(self, size: int, timeout_s: float, command: str, phase: str,
              address: int | None = None) -> bytes:
@@ -69,7 +71,7 @@ class SerialLink:
         try:
             data = port.read(size)
         except serial.SerialException as exc:
-            raise ProbeError(f"reading from {self.port} failed: {exc}") from exc
+            raise BoardDisconnected(self.port, f"reading failed: {exc}") from exc
         if len(data) != size:
             raise LinkTimeout(command, phase, address)
         return bytes(data)
