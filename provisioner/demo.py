@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,12 +32,20 @@ DEMO_QUANTITY = 5
 
 @dataclass(frozen=True, slots=True)
 class DemoBoard:
-    """One virtual board: where it is attached, how to reach it, and a view of its flash."""
+    """One virtual board: where it is attached, how to reach it, a view of its flash, and a
+    way to swap in a new blank chip behind the same port/probe (returns its chip UID)."""
 
     location: str
     chip_uid: bytes
-    factory: Callable[[], FlashBackend]
+    connect: Callable[[Profile], FlashBackend]
     flash: Callable[[int, int], bytes]
+    swap_chip: Callable[[], bytes]
+
+    def factory(self) -> FlashBackend:
+        """The board's backend with the demo profile (for tests that drive a backend)."""
+        from hw_profiles import load_profile
+
+        return self.connect(load_profile(DEMO_PROFILE))
 
 
 @dataclass
@@ -105,7 +114,7 @@ def demo_site(work_dir: Path, *, scrypt_n: int = 2**15) -> Iterator[DemoSite]:
 def _swd_boards(board_dir: Path, profile: Profile, count: int) -> list[DemoBoard]:
     """Create virtual SWD boards and make pyOCD see them; [] when the probe plugin is missing."""
     from provisioner.flash.swd import SwdBackend
-    from provisioner.sim.swd_board import create_virtual_board, state_paths
+    from provisioner.sim.swd_board import create_virtual_board, replace_chip, state_paths
     from provisioner.sim.swd_probe import ENV_VAR, register_with_pyocd
 
     os.environ[ENV_VAR] = str(board_dir)
@@ -122,10 +131,11 @@ def _swd_boards(board_dir: Path, profile: Profile, count: int) -> list[DemoBoard
             offset = address - profile.flash.base
             return path.read_bytes()[offset:offset + size]
 
-        def factory(probe_uid: str = probe_uid) -> FlashBackend:
-            return SwdBackend(probe_uid, profile)
+        def swap(probe_uid: str = probe_uid) -> bytes:
+            return replace_chip(board_dir, probe_uid)
 
-        boards.append(DemoBoard(probe_uid, chip_uid, factory, flash))
+        boards.append(DemoBoard(probe_uid, chip_uid, partial(SwdBackend, probe_uid), flash,
+                                swap))
     return boards
 
 
@@ -159,11 +169,8 @@ def virtual_boards(
             board = VirtualSerialBoard(profile, chip_uid=chip_uid, faults=board_faults)
             port = board.start()
             stack.callback(board.stop)
-
-            def factory(port: str = port) -> FlashBackend:
-                return SerialRomBackend(port, profile)
-
-            boards.append(DemoBoard(port, chip_uid, factory, board.flash_bytes))
+            boards.append(DemoBoard(port, chip_uid, partial(SerialRomBackend, port),
+                                    board.flash_bytes, board.replace_chip))
         if swd_count and swd_dir is not None:
             boards.extend(_swd_boards(swd_dir, profile, swd_count))
         yield boards
@@ -185,7 +192,7 @@ def run_demo(*, work_dir: Path, use_ui: bool, out: Callable[[str], None] = click
         station_dir = work_dir / "station"
         site.enrol_station(station_dir, "station-1", passphrase)
         order_id = site.add_order(DEMO_QUANTITY)
-        factories = {board.location: board.factory for board in boards}
+        factories = {board.location: board.connect for board in boards}
         out(f"site {site.url} (TLS, SQLite); order {order_id}: "
             f"{DEMO_QUANTITY} x {DEMO_PROFILE}; boards: {', '.join(factories)}")
         runner = open_station(station_dir, passphrase)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import select
 import threading
 import time
@@ -67,6 +68,8 @@ class VirtualSerialBoard:
         self._thread: threading.Thread | None = None
         self._master = self._slave = -1
         self._pending = bytearray()
+        self._chip_generation = 0  # bumped by replace_chip: the new chip needs its own sync
+        self._served_generation = 0
         self.port = ""
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -93,6 +96,25 @@ class VirtualSerialBoard:
             if fd >= 0:
                 os.close(fd)
         self._master = self._slave = -1
+
+    def replace_chip(self, chip_uid: bytes | None = None) -> bytes:
+        """Swap in a new chip behind the same port, as an operator swaps boards; return its UID.
+
+        The new chip has blank flash and RAM, no readout or write protection, and answers only
+        after its own 0x7F sync. ``chip_uid`` defaults to random bytes of the profile's size.
+        """
+        size = self.profile.chip_uid.size_bytes
+        uid = bytes(chip_uid) if chip_uid is not None else secrets.token_bytes(size)
+        if len(uid) != size:
+            raise ValueError(f"chip_uid must be {size} bytes")
+        with self._lock:
+            self.chip_uid = uid
+            self._flash[:] = b"\xff" * len(self._flash)
+            self._ram[:] = bytes(len(self._ram))
+            self.readout_protected = False
+            self.write_protected.clear()
+            self._chip_generation += 1
+        return uid
 
     def flash_bytes(self, address: int, size: int) -> bytes:
         """Return a copy of flash ``[address, address+size)`` (for tests)."""
@@ -340,6 +362,9 @@ class VirtualSerialBoard:
         while len(self._pending) < size:
             if self._stop.is_set():
                 raise _Stopped
+            if self._served_generation != self._chip_generation:  # another chip on the line
+                self._served_generation = self._chip_generation
+                raise _PowerLoss
             ready, _, _ = select.select([self._master], [], [], IDLE_ABANDON_S if idle else 0.1)
             if not ready:
                 if idle:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import threading
 from pathlib import Path
 
 import click
 
+from provisioner.sim.swap_commands import swap_chip_command
 from provisioner.sim.swd_commands import sim_swd_command
 
 
@@ -38,12 +41,18 @@ def serial_command(profile: str, throttle_baud: int | None, chip_uid: str | None
     board = VirtualSerialBoard(loaded, chip_uid=uid, throttle_baud=throttle_baud,
                                bits_per_byte=10)
     port = board.start()
+
+    def swap(signum: int, frame: object) -> None:
+        click.echo(f"chip replaced: chip_uid {board.replace_chip().hex()} (blank)", err=True)
+
+    previous = signal.signal(signal.SIGUSR1, swap)
     try:
         click.echo(port)
-        click.echo(f"{loaded.name} chip_uid {uid.hex()} on {port} (8N1); Ctrl-C stops",
-                   err=True)
+        click.echo(f"{loaded.name} chip_uid {uid.hex()} on {port} (8N1); "
+                   f"kill -USR1 {os.getpid()} swaps in a new chip; Ctrl-C stops", err=True)
         _wait_for_interrupt()
     finally:
+        signal.signal(signal.SIGUSR1, previous)
         board.stop()
 
 
@@ -69,3 +78,4 @@ def firmware_command(profile: str, directory: Path) -> None:
 
 
 sim_group.add_command(sim_swd_command, "swd")
+sim_group.add_command(swap_chip_command, "swap-chip")

@@ -202,6 +202,29 @@ def create_virtual_board(directory: Path | str, probe_uid: str, profile_name: st
     return state_path
 
 
+def replace_chip(directory: Path | str, probe_uid: str, chip_uid: bytes | None = None) -> bytes:
+    """Swap a new blank chip in behind the same probe, as an operator swaps boards.
+
+    Waits until no session holds the board (a chip is not pulled mid-write), keeps the
+    board's profile and configured faults, and returns the new chip UID (random by default).
+    """
+    directory = Path(directory)
+    state_path, flash_path = state_paths(directory, probe_uid)
+    state = _read_state(state_path)
+    spec = ChipSpec.from_profile(load_profile(str(state["profile"])))
+    uid = bytes(chip_uid) if chip_uid is not None else os.urandom(spec.uid_size_bytes)
+    if len(uid) != spec.uid_size_bytes:
+        raise BoardStateError(f"chip UID has {len(uid)} bytes, {spec.profile_name} says "
+                              f"{spec.uid_size_bytes}")
+    with state_path.with_suffix(".lock").open("a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while a probe session holds the board
+        faults = BoardFaults(**dict(state.get("faults") or {}))  # type: ignore[call-overload]
+        _write_atomic(flash_path, b"\xff" * spec.flash_size_bytes)
+        _write_state(state_path, spec.profile_name, uid, bytes(default_options(spec.family)),
+                     faults)
+    return uid
+
+
 def _write_state(path: Path, profile_name: str, chip_uid: bytes, option_bytes: bytes,
                  faults: BoardFaults) -> None:
     state = {"version": STATE_VERSION, "profile": profile_name, "chip_uid": chip_uid.hex(),

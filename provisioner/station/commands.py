@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import click
 
 from provisioner.errors import ProvisionerError, SiteUnreachable
-from provisioner.flash.backend import FlashBackend
 from provisioner.prompts import read_secret
 from provisioner.station.events import ignore_events
+from provisioner.station.presence import Connector
 
 if TYPE_CHECKING:
     from provisioner.station.runner import StationRunner
@@ -24,9 +24,7 @@ STATION_PASSPHRASE_ENV = "PROVISIONER_STATION_PASSPHRASE"  # noqa: S105 (a varia
 ENROL_PASSPHRASE_ENV = "PROVISIONER_ENROL_PASSPHRASE"  # noqa: S105 (a variable name)
 PIN_ENV = "PROVISIONER_PIN"
 DEFAULT_DATA_DIR = Path("station-data")
-
-BackendFactory = Callable[[], FlashBackend]
-
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 def disable_core_dumps() -> None:
     """Forbid core dumps of this process: they would hold keys and images (design §3)."""
@@ -66,24 +64,24 @@ def _passphrase_file_option(func: Callable[..., None]) -> Callable[..., None]:
     )(func)
 
 
-def board_factories(profile_name: str, ports: tuple[str, ...], probes: tuple[str, ...]
-                    ) -> dict[str, BackendFactory]:
-    """Return a backend factory per serial port and per probe unique ID."""
-    from hw_profiles import load_profile
+def board_connectors(ports: tuple[str, ...], probes: tuple[str, ...]) -> dict[str, Connector]:
+    """Return a connector per serial port and per probe unique ID.
 
-    profile = load_profile(profile_name)
-    factories: dict[str, BackendFactory] = {}
+    A connector takes the profile: the runner passes the order's (or, on recovery, the
+    attempt's), so no local setting can make a board be programmed for another order's chip.
+    """
+    connectors: dict[str, Connector] = {}
     if ports:
         from provisioner.flash.serial_rom.backend import SerialRomBackend
 
         for port in ports:
-            factories[port] = partial(SerialRomBackend, port, profile)
+            connectors[port] = partial(SerialRomBackend, port)
     if probes:
         from provisioner.flash.swd import SwdBackend
 
         for probe in probes:
-            factories[probe] = partial(SwdBackend, probe, profile)
-    return factories
+            connectors[probe] = partial(SwdBackend, probe)
+    return connectors
 
 
 @click.group(invoke_without_command=True)
@@ -91,19 +89,20 @@ def board_factories(profile_name: str, ports: tuple[str, ...], probes: tuple[str
 @_passphrase_file_option
 @click.option("--port", "ports", multiple=True, help="Serial port of a board (repeatable).")
 @click.option("--probe", "probes", multiple=True, help="Debug probe unique ID (repeatable).")
-@click.option("--profile", default="stm32f103c8", show_default=True,
-              help="Hardware profile of the attached boards.")
 @click.pass_context
 def station_group(ctx: click.Context, data_dir: Path, passphrase_file: Path | None,
-                  ports: tuple[str, ...], probes: tuple[str, ...], profile: str) -> None:
-    """The bench station; without a subcommand, start the operator UI."""
+                  ports: tuple[str, ...], probes: tuple[str, ...]) -> None:
+    """The bench station; without a subcommand, start the operator UI.
+
+    Boards are programmed with the hardware profile of the order being produced.
+    """
     disable_core_dumps()
     if ctx.invoked_subcommand is not None:
         return
     from provisioner.station.ui.app import run_ui
 
     with unlocked_station(data_dir, passphrase_file) as runner:
-        code = run_ui(runner, board_factories(profile, ports, probes))
+        code = run_ui(runner, board_connectors(ports, probes))
     ctx.exit(code)
 
 
@@ -182,7 +181,12 @@ def status_command(data_dir: Path, passphrase_file: Path | None) -> None:
 def run_command(data_dir: Path, passphrase_file: Path | None, order_id: str, count: int,
                 ports: tuple[str, ...], probes: tuple[str, ...], operator_id: str,
                 pin_file: Path | None) -> None:
-    """Provision COUNT boards headless; one line per board; exit 1 if any failed."""
+    """Provision COUNT boards headless; one line per board; exit 1 if any failed.
+
+    After each board the station waits for the next one on that port/probe (a chip with
+    another UID): swap boards when it says "insert next board". Ctrl-C stops after the boards
+    in flight (exit status 130).
+    """
     from provisioner.station.headless import run_headless
 
     if not ports and not probes:
@@ -192,13 +196,10 @@ def run_command(data_dir: Path, passphrase_file: Path | None, order_id: str, cou
         order = next((o for o in runner.list_orders() if o.order_id == order_id), None)
         if order is None:
             raise click.ClickException(f"order {order_id} is not open for this station")
-        interactive = sys.stdin.isatty()
-        summary = run_headless(
-            runner, order_id, board_factories(order.profile, ports, probes), count,
-            out=click.echo,
-            between_rounds=(lambda n: click.pause(f"round {n + 1}: swap boards, press a key"))
-            if interactive else None,
-        )
+        summary = run_headless(runner, order_id, board_connectors(ports, probes), count,
+                               out=click.echo)
+    if summary.interrupted:
+        sys.exit(INTERRUPTED_EXIT)
     if summary.failed:
         sys.exit(1)
 
@@ -208,22 +209,18 @@ def run_command(data_dir: Path, passphrase_file: Path | None, order_id: str, cou
 @_passphrase_file_option
 @click.option("--port", "ports", multiple=True, help="Serial port of a board (repeatable).")
 @click.option("--probe", "probes", multiple=True, help="Debug probe unique ID (repeatable).")
-@click.option("--profile", default="stm32f103c8", show_default=True,
-              help="Hardware profile of the attached boards.")
 @click.option("--operator", "operator_id", required=True, help="Operator id.")
 @click.option("--pin-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help=f"Operator PIN file (else ${PIN_ENV}, else a prompt).")
 def recover_command(data_dir: Path, passphrase_file: Path | None, ports: tuple[str, ...],
-                    probes: tuple[str, ...], profile: str, operator_id: str,
+                    probes: tuple[str, ...], operator_id: str,
                     pin_file: Path | None) -> None:
     """Settle attempts a crash left open (re-verify attached boards, report the rest)."""
     from provisioner.station.headless import format_result
 
     with unlocked_station(data_dir, passphrase_file) as runner:
         runner.sign_in(operator_id, read_secret(PIN_ENV, pin_file, "Operator PIN"))
-        attached = {loc: factory() for loc, factory in
-                    board_factories(profile, ports, probes).items()}
-        results = runner.recover(attached, ignore_events)
+        results = runner.recover(board_connectors(ports, probes), ignore_events)
         for result in results:
             click.echo(format_result(result))
         still_open = len(runner.journal.open_attempts())

@@ -44,7 +44,16 @@ class BoardFinished:
     device_id: int | None
 
 
-StationEvent = BoardUpdate | BoardProgress | BoardFinished
+@dataclass(frozen=True, slots=True)
+class BoardAwaited:
+    """The location waits for the operator to swap in the next board (or saw it removed)."""
+
+    location: str
+    previous_chip_uid: str | None
+    message: str
+
+
+StationEvent = BoardUpdate | BoardProgress | BoardFinished | BoardAwaited
 Listener = Callable[[StationEvent], None]
 
 

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from provisioner.flash.backend import FlashBackend
-from provisioner.station.events import BoardFinished, StationEvent
+from provisioner.errors import OrderClosed, QuotaExhausted
+from provisioner.station.events import BoardAwaited, BoardFinished, StationEvent
+from provisioner.station.presence import Connector
 from provisioner.station.runner import StationRunner
 
 MAX_PARALLEL_BOARDS = 8
-
-BackendFactory = Callable[[], FlashBackend]
+JOIN_POLL_S = 0.2  # the main thread wakes this often, so Ctrl-C is handled at once
+ORDER_ENDED_CODES = frozenset({QuotaExhausted.code, OrderClosed.code})
 
 
 @dataclass(frozen=True, slots=True)
 class HeadlessSummary:
-    """What a headless run did."""
+    """What a headless run did; ``interrupted`` when the operator stopped it (Ctrl-C)."""
 
     results: tuple[BoardFinished, ...]
     recovered: tuple[BoardFinished, ...]
+    requested: int = 0
+    interrupted: bool = False
 
     @property
     def passed(self) -> int:
@@ -34,8 +37,11 @@ class HeadlessSummary:
 
     def line(self) -> str:
         """The one-line summary."""
-        return (f"summary: {self.passed} passed, {self.failed} failed of {len(self.results)}"
+        text = (f"summary: {self.passed} passed, {self.failed} failed of {len(self.results)}"
                 f" (recovered {len(self.recovered)} open attempt(s))")
+        if self.interrupted:
+            text += f"; stopped by the operator after {len(self.results)} of {self.requested}"
+        return text
 
 
 def format_result(result: BoardFinished) -> str:
@@ -50,47 +56,105 @@ def format_result(result: BoardFinished) -> str:
     return f"{verdict} {result.location} " + " ".join(facts)
 
 
+class _Run:
+    """The shared state of one headless run: boards still to do, results, the stop flag."""
+
+    def __init__(self, count: int, out: Callable[[str], None]) -> None:
+        self.remaining = count
+        self.results: list[BoardFinished] = []
+        self.stop = threading.Event()
+        self._out = out
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Claim one of the boards still to do (False: none left, or stopped)."""
+        with self._lock:
+            if self.stop.is_set() or self.remaining <= 0:
+                return False
+            self.remaining -= 1
+            return True
+
+    def has_work(self) -> bool:
+        """Whether a board is still to be claimed."""
+        with self._lock:
+            return not self.stop.is_set() and self.remaining > 0
+
+    def finished(self, result: BoardFinished) -> None:
+        with self._lock:
+            self.results.append(result)
+            self._out(format_result(result))
+            if self.remaining <= 0 or result.code in ORDER_ENDED_CODES:
+                self.stop.set()  # every board done, or none can pass any more
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            self._out(text)
+
+
 def run_headless(
     runner: StationRunner,
     order_id: str,
-    boards: Mapping[str, BackendFactory],
+    boards: Mapping[str, Connector],
     count: int,
     *,
     out: Callable[[str], None] = print,
-    between_rounds: Callable[[int], None] | None = None,
 ) -> HeadlessSummary:
-    """Settle open attempts, then provision ``count`` boards, one worker per location (≤ 8).
+    """Settle open attempts, then provision ``count`` boards over the locations (≤ 8 at once).
 
-    Boards are taken in rounds of one per location; ``between_rounds(round_no)`` runs before
-    each round after the first (an operator swaps boards). A board's failure never stops the
-    others.
+    Each location provisions its board, then waits for the operator to swap in another chip
+    (``insert next board``) until ``count`` boards are done, the order ends, or Ctrl-C: boards
+    in flight then finish (their journal and the site stay right) and the summary says so.
     """
-    locations: Sequence[str] = list(boards)
+    locations: Sequence[str] = list(boards)[:MAX_PARALLEL_BOARDS]
     if not locations:
         raise ValueError("no boards: give at least one --port or --probe")
-    recovered = runner.recover({loc: factory() for loc, factory in boards.items()}, _quiet)
+    recovered = runner.recover(boards, _quiet)
     for result in recovered:
         out("RECOVERED " + format_result(result))
-    results: list[BoardFinished] = []
-    round_no = 0
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_BOARDS, len(locations))) as pool:
-        while len(results) < count:
-            if round_no and between_rounds is not None:
-                between_rounds(round_no)
-            batch = locations[: count - len(results)]
-            futures = [
-                pool.submit(runner.provision_board, order_id, location, boards[location](),
-                            _quiet)
-                for location in batch
-            ]
-            for future in futures:
-                result = future.result()
-                out(format_result(result))
-                results.append(result)
-            round_no += 1
-    summary = HeadlessSummary(tuple(results), tuple(recovered))
+    run = _Run(count, out)
+
+    def serve(location: str) -> None:
+        previous: str | None = None
+        first = True
+        while run.has_work():
+            # the next board is claimed only once it is there: another location may take it
+            if not first and not runner.await_next_board(
+                    order_id, location, boards[location], previous,
+                    lambda event: _say_waiting(run, event), run.stop):
+                return
+            if not run.take():
+                return
+            first = False
+            result = runner.provision_board(order_id, location, boards[location], _quiet)
+            previous = result.chip_uid
+            run.finished(result)
+
+    threads = [threading.Thread(target=serve, args=(location,), name=f"board {location}")
+               for location in locations]
+    for thread in threads:
+        thread.start()
+    interrupted = False
+    try:
+        _join(threads)
+    except KeyboardInterrupt:
+        interrupted = True
+        run.stop.set()
+        out("stopping: boards in flight finish, no new board is started")
+        _join(threads)
+    summary = HeadlessSummary(tuple(run.results), tuple(recovered), count, interrupted)
     out(summary.line())
     return summary
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(JOIN_POLL_S)
+
+
+def _say_waiting(run: _Run, event: StationEvent) -> None:
+    if isinstance(event, BoardAwaited):
+        run.say(f"WAIT {event.location}: {event.message}")
 
 
 def _quiet(event: StationEvent) -> None:

@@ -31,12 +31,13 @@ from provisioner.errors import (
     SiteUnreachable,
 )
 from provisioner.flash.backend import FlashBackend, ProgressEvent
-from provisioner.station import imaging
+from provisioner.station import imaging, presence
 from provisioner.station.board import BoardTrack
 from provisioner.station.engine import Attempt, AttemptState, Event, EventKind
-from provisioner.station.events import BoardFinished, Listener
+from provisioner.station.events import BoardAwaited, BoardFinished, Listener
 from provisioner.station.journal import Journal
 from provisioner.station.keystore import KeyStore
+from provisioner.station.presence import Connector
 from provisioner.station.recovery import RecoveryAction, plan_recovery
 from provisioner.station.site_client import SiteClient
 
@@ -84,11 +85,32 @@ class StationRunner:
 
     # --- one board -----------------------------------------------------------------------
 
-    def provision_board(
-        self, order_id: str, location: str, backend: FlashBackend, listener: Listener
-    ) -> BoardFinished:
-        """Provision the board behind ``backend`` for ``order_id``.
+    def await_next_board(self, order_id: str, location: str, connect: Connector,
+                         previous_chip_uid: str | None, listener: Listener,
+                         stop: threading.Event) -> bool:
+        """Wait until the operator swapped another board in at ``location`` (False: stopped).
 
+        The location is looked at with the order's profile; ``previous_chip_uid`` is the chip
+        last finished there (None when its UID could not be read).
+        """
+        try:
+            profile = self._profile_for(order_id)
+        except ProvisionerError:
+            return not stop.is_set()  # provision_board reports why in the operator's words
+        done = f"chip {previous_chip_uid} done: " if previous_chip_uid else ""
+        listener(BoardAwaited(location, previous_chip_uid, f"{done}insert next board"))
+        return presence.wait_for_next_board(
+            connect, profile, previous_chip_uid, stop,
+            lambda: listener(BoardAwaited(location, previous_chip_uid,
+                                          "board removed: insert next board")))
+
+    def provision_board(
+        self, order_id: str, location: str, connect: Connector, listener: Listener
+    ) -> BoardFinished:
+        """Provision the board at ``location`` for ``order_id``, reached with the order's profile.
+
+        The profile is always the order's (as the site names it, with its hash checked), so a
+        board of another kind is refused (``chip_mismatch``) whichever front end asked.
         Never raises for a board-level failure: refusals, flash errors, site outages and even
         unexpected exceptions end as ``BoardFinished(passed=False, code=...)``, and a grant the
         site holds is reported as failed (or left to ``recover`` if the site is unreachable).
@@ -103,6 +125,7 @@ class StationRunner:
         board = BoardTrack(self._record, attempt, listener)
         progress = board.progress
         try:
+            backend = connect(profile)
             backend.open()
             try:
                 self._run(board, profile, backend, progress)
@@ -253,9 +276,13 @@ class StationRunner:
 
     # --- restart -------------------------------------------------------------------------
 
-    def recover(self, attached: Mapping[str, FlashBackend], listener: Listener
+    def recover(self, attached: Mapping[str, Connector], listener: Listener
                 ) -> list[BoardFinished]:
-        """Settle every attempt a crash left open (see ``recovery``); returns their outcomes."""
+        """Settle every attempt a crash left open (see ``recovery``); returns their outcomes.
+
+        ``attached`` maps locations to connectors; each attempt's board is reached with the
+        profile the attempt was made with.
+        """
         results: list[BoardFinished] = []
         for attempt in self.journal.open_attempts():
             action = plan_recovery(attempt)
@@ -276,7 +303,7 @@ class StationRunner:
         return results
 
     def _recover_one(self, board: BoardTrack, action: RecoveryAction,
-                     backend: FlashBackend | None) -> None:
+                     connect: Connector | None) -> None:
         attempt = board.attempt
         if action is RecoveryAction.close_locally:
             if not attempt.is_terminal:
@@ -288,10 +315,10 @@ class StationRunner:
         elif action is RecoveryAction.report_failed:
             self._fail_and_report(board, "station_restart", "station restarted before flashing")
         elif action is RecoveryAction.reverify:
-            self._reverify(board, backend)
+            self._reverify(board, connect)
         elif action is RecoveryAction.finish:
             profile = self._profiles(attempt.profile)
-            with self._attached_chip(backend, attempt) as chip:
+            with self._attached_chip(connect, attempt) as chip:
                 if (chip is not None and attempt.state is AttemptState.verified
                         and not self._digest_matches(chip, attempt)):
                     self._fail_and_report(board, "verify_mismatch", "restart: digest differs")
@@ -321,9 +348,9 @@ class StationRunner:
                          drbg_index=grant.drbg_index), f"grant {grant.grant_id} settled")
         self._fail_and_report(board, "station_restart", "station restarted before flashing")
 
-    def _reverify(self, board: BoardTrack, backend: FlashBackend | None) -> None:
+    def _reverify(self, board: BoardTrack, connect: Connector | None) -> None:
         attempt = board.attempt
-        with self._attached_chip(backend, attempt) as chip:
+        with self._attached_chip(connect, attempt) as chip:
             if chip is None:
                 board.step(Event(EventKind.outcome_lost, code="outcome_unknown",
                                  detail="station restarted while flashing; board not attached"),
@@ -350,15 +377,16 @@ class StationRunner:
         self._report(board, wire.AttemptResult.failure)
 
     @contextmanager
-    def _attached_chip(self, backend: FlashBackend | None, attempt: Attempt
+    def _attached_chip(self, connect: Connector | None, attempt: Attempt
                        ) -> Iterator[FlashBackend | None]:
         """Yield the opened backend when it reaches the attempt's chip, else None."""
-        if backend is None:
+        if connect is None:
             yield None
             return
         try:
+            backend = connect(self._profiles(attempt.profile))
             backend.open()
-        except FlashError:
+        except (ProvisionerError, OSError):
             yield None
             return
         try:

@@ -46,7 +46,7 @@ def test_boards_get_their_own_id_and_the_sites_key(site: DemoSite, runner: Stati
     order_id = site.add_order(3)
     events: list[StationEvent] = []
     with virtual_boards(2, swd_count=1, swd_dir=tmp_path / "swd") as boards:
-        results = [runner.provision_board(order_id, b.location, b.factory(), events.append)
+        results = [runner.provision_board(order_id, b.location, b.connect, events.append)
                    for b in boards]
         assert [r.passed for r in results] == [True] * len(boards), results
         devices = site_devices(site, order_id)
@@ -69,7 +69,7 @@ def test_gang_with_a_flash_fault_isolates_the_failure(site: DemoSite, runner: St
     faults = {2: BoardFaults(nack_write_at=0x08000400)}
     with virtual_boards(4, faults=faults) as boards:
         lines: list[str] = []
-        summary = run_headless(runner, order_id, {b.location: b.factory for b in boards}, 4,
+        summary = run_headless(runner, order_id, {b.location: b.connect for b in boards}, 4,
                                out=lines.append)
         assert (summary.passed, summary.failed) == (3, 1), lines
         failed = next(r for r in summary.results if not r.passed)
@@ -84,7 +84,7 @@ def test_gang_with_a_flash_fault_isolates_the_failure(site: DemoSite, runner: St
         assert indices == sorted(set(indices))  # strictly increasing, none reused
         # retryable: the same board (the fault fired once) gets a new grant and a new index
         faulty = boards[2]
-        retry = runner.provision_board(order_id, faulty.location, faulty.factory(), _ignore)
+        retry = runner.provision_board(order_id, faulty.location, faulty.connect, _ignore)
         assert retry.passed, retry
         device = site_devices(site, order_id)[faulty.chip_uid.hex()]
         assert device.drbg_index > max(indices)
@@ -95,18 +95,18 @@ def test_the_same_board_again_is_refused(site: DemoSite, runner: StationRunner,
                                          tmp_path: Path) -> None:
     order_id = site.add_order(3)
     with virtual_boards(1) as (board,):
-        assert runner.provision_board(order_id, board.location, board.factory(), _ignore).passed
-        again = runner.provision_board(order_id, board.location, board.factory(), _ignore)
+        assert runner.provision_board(order_id, board.location, board.connect, _ignore).passed
+        again = runner.provision_board(order_id, board.location, board.connect, _ignore)
         assert (again.passed, again.state, again.code) == (False, AttemptState.refused,
                                                            "already_provisioned")
     # a blank board carrying the same silicon UID: this station's journal refuses it ...
     with virtual_boards(1, chip_uids=[board.chip_uid]) as (clone,):
-        local = runner.provision_board(order_id, clone.location, clone.factory(), _ignore)
+        local = runner.provision_board(order_id, clone.location, clone.connect, _ignore)
         assert (local.code, is_blank(clone)) == ("duplicate_chip", True)
         # ... and another station asking the site is refused by the site
         with station(site, tmp_path / "station-2", "station-dup") as other:
             other_order = site.add_order(1)  # orders without a station list admit all stations
-            remote = other.provision_board(other_order, clone.location, clone.factory(),
+            remote = other.provision_board(other_order, clone.location, clone.connect,
                                            _ignore)
         assert (remote.code, remote.state, is_blank(clone)) == ("duplicate_chip",
                                                                 AttemptState.refused, True)
@@ -120,7 +120,7 @@ def test_a_chip_carrying_a_device_id_is_refused_showing_it(site: DemoSite,
     with virtual_boards(1) as (board,):
         with opened(board.factory()) as backend:  # provisioned elsewhere, not protected
             backend.program([MemorySegment(zone.address, (4242).to_bytes(4, "little"))])
-        result = runner.provision_board(order_id, board.location, board.factory(), _ignore)
+        result = runner.provision_board(order_id, board.location, board.connect, _ignore)
     assert (result.code, result.passed) == ("already_provisioned", False)
     assert "4242" in result.detail
     assert site_grants(site, order_id) == []
@@ -129,7 +129,7 @@ def test_a_chip_carrying_a_device_id_is_refused_showing_it(site: DemoSite,
 def test_quota_of_three_refuses_the_fourth_board(site: DemoSite, runner: StationRunner) -> None:
     order_id = site.add_order(3)
     with virtual_boards(4) as boards:
-        results = [runner.provision_board(order_id, b.location, b.factory(), _ignore)
+        results = [runner.provision_board(order_id, b.location, b.connect, _ignore)
                    for b in boards]
         assert [r.passed for r in results] == [True, True, True, False]
         assert (results[3].code, results[3].state) == ("quota_exhausted", AttemptState.refused)
@@ -149,7 +149,7 @@ def test_index_reused_jumps_forward_never_back(site: DemoSite, runner: StationRu
                         .values(next_index=Station.next_index + 5))
     before = runner.keystore.next_index
     with virtual_boards(1) as (board,):
-        result = runner.provision_board(order_id, board.location, board.factory(), _ignore)
+        result = runner.provision_board(order_id, board.location, board.connect, _ignore)
         assert result.passed, result
         device = site_devices(site, order_id)[board.chip_uid.hex()]
         assert device.drbg_index == before + 5
@@ -166,7 +166,7 @@ def test_a_changed_local_profile_is_refused_before_any_grant(site: DemoSite,
         profiles=lambda name: replace(profile(), sha256="0" * 64),
     )
     with virtual_boards(1) as (board,):
-        result = tampered.provision_board(order_id, board.location, board.factory(), _ignore)
+        result = tampered.provision_board(order_id, board.location, board.connect, _ignore)
         assert (result.passed, result.code) == (False, "invalid_request")
         assert "differs" in result.detail
         assert is_blank(board)

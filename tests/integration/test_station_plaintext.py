@@ -44,7 +44,7 @@ def test_no_file_holds_template_image_or_key(tmp_path: Path,
         with station(site, station_dir, "station-scan") as runner:
             order_id = site.add_order(3)
             with virtual_boards(3) as boards:
-                summary = run_headless(runner, order_id, {b.location: b.factory for b in boards},
+                summary = run_headless(runner, order_id, {b.location: b.connect for b in boards},
                                        3, out=lambda line: None)
                 assert summary.passed == 3
                 images = [board_image(board) for board in boards]

@@ -133,7 +133,7 @@ async def test_pilot_signs_in_picks_the_order_and_provisions_three_boards(
     site: DemoSite, runner: StationRunner, boards: list[DemoBoard]
 ) -> None:
     order_id = site.add_order(3)
-    app = StationApp(runner, {b.location: b.factory for b in boards}, cursor_blink=False)
+    app = StationApp(runner, {b.location: b.connect for b in boards}, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
         worker_reprs: list[str] = []
 
@@ -189,7 +189,7 @@ async def test_quota_banner_retry_and_a_new_order(
     site: DemoSite, runner: StationRunner, boards: list[DemoBoard]
 ) -> None:
     order_id = site.add_order(2)
-    app = StationApp(runner, {b.location: b.factory for b in boards}, cursor_blink=False)
+    app = StationApp(runner, {b.location: b.connect for b in boards}, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
         bench = await open_bench(pilot, site, order_id)
         await pilot.press("enter")
@@ -235,7 +235,7 @@ async def test_quit_waits_for_the_boards_in_flight(
     site: DemoSite, runner: StationRunner, boards: list[DemoBoard]
 ) -> None:
     order_id = site.add_order(3)
-    app = StationApp(runner, {b.location: b.factory for b in boards}, cursor_blink=False)
+    app = StationApp(runner, {b.location: b.connect for b in boards}, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
         await open_bench(pilot, site, order_id)
         banners_at_quit: list[str] = []
@@ -261,7 +261,7 @@ async def test_site_unreachable_and_lockout_in_operator_words(tmp_path: Path) ->
             virtual_boards(0, swd_count=1, swd_dir=tmp_path / "swd") as boards:
         admin.add_operator(site.server.context, "operator-2", "246810")
         order_id = site.add_order(2)
-        factories = {b.location: b.factory for b in boards}
+        factories = {b.location: b.connect for b in boards}
         app = StationApp(runner, factories, cursor_blink=False)
         async with app.run_test(size=SIZE) as pilot:
             for _ in range(4):

@@ -42,7 +42,7 @@ def test_rows_fold_updates_progress_and_the_verdict() -> None:
                                                  False, "verify_mismatch", "at 0x08000400",
                                                  None, None))
     assert (failed.verdict, failed.code, failed.device_id, failed.is_startable) == (
-        Verdict.failed, "verify_mismatch", 42, False)
+        Verdict.failed, "verify_mismatch", 42, True)  # Enter: swap in the next board
     assert [cell.plain for cell in render_row(failed)] == [
         "/dev/ttyUSB0", "…344556677", "42", "verify_mismatch", "", "FAIL"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
@@ -13,9 +14,9 @@ from textual.worker import Worker, WorkerState
 
 from provisioner import wire
 from provisioner.errors import ProvisionerError, SiteUnreachable
-from provisioner.flash.backend import FlashBackend
 from provisioner.station.events import BoardFinished, Listener, ignore_events
 from provisioner.station.headless import MAX_PARALLEL_BOARDS
+from provisioner.station.presence import Connector
 from provisioner.station.ui import board_view, wording
 from provisioner.station.ui.board_view import BoardView, Verdict
 from provisioner.station.ui.listener import BoardListener
@@ -24,6 +25,7 @@ from provisioner.station.ui.messages import (
     BoardCrashed,
     BoardDone,
     BoardProgressed,
+    BoardWaiting,
     OrderChosen,
     OrdersLoaded,
     OrdersRequested,
@@ -41,7 +43,6 @@ from provisioner.station.ui.screens.signin import SignInScreen
 from provisioner.station.ui.widgets.banner import Alert
 from provisioner.station.ui.widgets.event_log import LogEntry, LogLevel
 
-BackendFactory = Callable[[], FlashBackend]
 BOARD_GROUP = "boards"
 
 
@@ -52,17 +53,23 @@ class Runner(Protocol):
 
     def list_orders(self) -> list[wire.OrderSummary]: ...
 
-    def provision_board(self, order_id: str, location: str, backend: FlashBackend,
+    def await_next_board(self, order_id: str, location: str, connect: Connector,
+                         previous_chip_uid: str | None, listener: Listener,
+                         stop: threading.Event) -> bool: ...
+
+    def provision_board(self, order_id: str, location: str, connect: Connector,
                         listener: Listener) -> BoardFinished: ...
 
-    def recover(self, attached: Mapping[str, FlashBackend], listener: Listener
+    def recover(self, attached: Mapping[str, Connector], listener: Listener
                 ) -> list[BoardFinished]: ...
 
 
 class StationApp(App[int]):
     """Sign-in → order picker → bench; one thread worker per board (at most 8 at once).
 
-    ``boards`` maps each location (port or probe) to a factory building its backend.
+    ``boards`` maps each location (port or probe) to its connector; the runner reaches a
+    board with the order's profile. Enter on a location that already finished a board waits
+    for the operator to swap in the next one ("insert next board"); r retries what is there.
     ``signed_in_as`` names the operator when the runner is already signed in (the sign-in
     screen is skipped). ``clock`` stamps log lines; ``cursor_blink`` is off for snapshots.
     The app's return code is 0 when the last attempt at every location passed.
@@ -73,7 +80,7 @@ class StationApp(App[int]):
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit")]
 
-    def __init__(self, runner: Runner, boards: Mapping[str, BackendFactory], *,
+    def __init__(self, runner: Runner, boards: Mapping[str, Connector], *,
                  signed_in_as: str | None = None, clock: Callable[[], datetime] = datetime.now,
                  cursor_blink: bool = True) -> None:
         super().__init__()
@@ -85,6 +92,7 @@ class StationApp(App[int]):
         self._views = {location: BoardView(location) for location in self._boards}
         self._busy_locations: set[str] = set()
         self._board_workers: dict[Worker[None], str] = {}
+        self._waits: dict[str, threading.Event] = {}  # locations waiting for the next board
         self._backlog: list[LogEntry] = []
         self._order: wire.OrderSummary | None = None
         self._order_ended: str | None = None
@@ -137,8 +145,9 @@ class StationApp(App[int]):
     def on_orders_requested(self, message: OrdersRequested) -> None:
         """Refresh the order counts; from the bench, go back to the picker when idle."""
         if self.bench is not None:
-            if self._busy_locations:
-                self._note(f"wait for {len(self._busy_locations)} board(s) to finish", "warning")
+            running = self._stop_waiting()
+            if running:
+                self._note(f"wait for {running} board(s) to finish", "warning")
                 return
             self.pop_screen()
         self._load_orders()
@@ -181,10 +190,10 @@ class StationApp(App[int]):
         ready = [loc for loc, view in self._views.items()
                  if view.is_startable and loc not in self._busy_locations]
         if not ready:
-            self._note("no board is ready: press r to retry a failed one", "warning")
+            self._note("every board is busy or waiting for a swap", "warning")
             return
         for location in ready[: MAX_PARALLEL_BOARDS - len(self._busy_locations)]:
-            self._start(location)
+            self._start(location, swap=self._views[location].verdict is not Verdict.idle)
 
     def on_retry_requested(self, message: RetryRequested) -> None:
         """Start the highlighted failed board, else the first failed one."""
@@ -200,11 +209,29 @@ class StationApp(App[int]):
             return
         self._start(message.location if message.location in failed else failed[0])
 
-    def _start(self, location: str) -> None:
+    def _start(self, location: str, *, swap: bool = False) -> None:
+        """Run the board at ``location``; with ``swap``, first wait for a different chip."""
         assert self._order is not None
+        previous = self._views[location].chip_uid
         self._busy_locations.add(location)
         self._show(board_view.starting(self._views[location]))
-        self._board_workers[self._provision(self._order.order_id, location)] = location
+        stop = threading.Event() if swap else None
+        if stop is not None:
+            self._waits[location] = stop
+        worker = self._provision(self._order.order_id, location, previous, stop)
+        self._board_workers[worker] = location
+
+    def _stop_waiting(self) -> int:
+        """Stop every location waiting for a swap; return how many boards are still running."""
+        for stop in self._waits.values():
+            stop.set()
+        return len(self._busy_locations - set(self._waits))
+
+    def on_board_waiting(self, message: BoardWaiting) -> None:
+        """A location waits for the operator to swap in the next board."""
+        event = message.event
+        self._show(board_view.waiting(self._views[event.location], event.message))
+        self._note(f"{event.location}: {event.message}", "warning")
 
     def on_board_changed(self, message: BoardChanged) -> None:
         """A board moved to a new state."""
@@ -253,6 +280,7 @@ class StationApp(App[int]):
         if location is None:
             return
         self._busy_locations.discard(location)
+        self._waits.pop(location, None)
         if event.state is WorkerState.ERROR:
             self.on_board_crashed(BoardCrashed(location, f"station error: {worker.error}"))
         if self._quitting and not self._busy_locations:
@@ -262,12 +290,14 @@ class StationApp(App[int]):
     # --- quitting ------------------------------------------------------------------------
 
     def on_quit_requested(self, message: QuitRequested | None = None) -> None:
-        """Quit now, or after the boards in flight finish."""
+        """Quit now, or after the boards in flight finish (locations waiting stop at once)."""
+        running = self._stop_waiting()
         if not self._busy_locations:
             self.exit(self.exit_code, return_code=self.exit_code)
             return
         self._quitting = True
-        self._note(f"quitting after {len(self._busy_locations)} board(s) finish", "warning")
+        if running:
+            self._note(f"quitting after {running} board(s) finish", "warning")
         self._refresh_banner()
 
     async def action_quit(self) -> None:
@@ -292,7 +322,7 @@ class StationApp(App[int]):
             self.post_message(SignInFailed(wording.sign_in_error(exc)))
             return
         try:
-            recovered = self._runner.recover(self._attached(), ignore_events)
+            recovered = self._runner.recover(self._boards, ignore_events)
             orders = self._runner.list_orders()
         except ProvisionerError as exc:
             self.post_message(SignInFailed(wording.site_trouble(exc)))
@@ -314,22 +344,14 @@ class StationApp(App[int]):
         self.post_message(OrdersLoaded(orders, request))
 
     @work(thread=True, group=BOARD_GROUP, exit_on_error=False)
-    def _provision(self, order_id: str, location: str) -> None:
-        try:
-            backend = self._boards[location]()
-        except (ProvisionerError, OSError, ValueError) as exc:
-            self.post_message(BoardCrashed(location, f"cannot reach the board: {exc}"))
+    def _provision(self, order_id: str, location: str, previous_chip_uid: str | None,
+                   wait: threading.Event | None) -> None:
+        connect = self._boards[location]
+        listener = BoardListener(self)
+        if wait is not None and not self._runner.await_next_board(
+                order_id, location, connect, previous_chip_uid, listener, wait):
             return
-        self._runner.provision_board(order_id, location, backend, BoardListener(self))
-
-    def _attached(self) -> dict[str, FlashBackend]:
-        attached: dict[str, FlashBackend] = {}
-        for location, factory in self._boards.items():
-            try:
-                attached[location] = factory()
-            except (ProvisionerError, OSError, ValueError) as exc:
-                self.post_message(BoardCrashed(location, f"cannot reach the board: {exc}"))
-        return attached
+        self._runner.provision_board(order_id, location, connect, listener)
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -359,7 +381,7 @@ class StationApp(App[int]):
         self.bench.alert(alert)
 
 
-def run_ui(runner: Runner, boards: Mapping[str, BackendFactory], *,
+def run_ui(runner: Runner, boards: Mapping[str, Connector], *,
            signed_in_as: str | None = None) -> int:
     """Run the operator UI until the operator quits; return the app's exit code.
 

@@ -6,13 +6,20 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from provisioner.flash.backend import Operation
-from provisioner.station.events import BoardFinished, BoardProgress, BoardUpdate, StationEvent
+from provisioner.station.events import (
+    BoardAwaited,
+    BoardFinished,
+    BoardProgress,
+    BoardUpdate,
+    StationEvent,
+)
 
 
 class Verdict(StrEnum):
     """Where a location stands between attempts."""
 
     idle = "idle"
+    waiting = "waiting"  # for the operator to swap in the next board
     running = "running"
     passed = "passed"
     failed = "failed"
@@ -42,13 +49,22 @@ class BoardView:
 
     @property
     def is_startable(self) -> bool:
-        """Enter may start this location: nothing runs there and it did not just fail."""
-        return self.verdict in (Verdict.idle, Verdict.passed)
+        """Enter may start this location: nothing runs or waits there.
+
+        After a board finished (passed or failed) Enter waits for the next one; r retries.
+        """
+        return self.verdict in (Verdict.idle, Verdict.passed, Verdict.failed)
 
 
 def starting(view: BoardView) -> BoardView:
     """Return the row of a location whose worker was just started."""
     return BoardView(view.location, verdict=Verdict.running, state="starting")
+
+
+def waiting(view: BoardView, message: str) -> BoardView:
+    """Return the row of a location waiting for the operator to swap in the next board."""
+    return BoardView(view.location, verdict=Verdict.waiting, state="insert next board",
+                     chip_uid=view.chip_uid, detail=message)
 
 
 def crashed(view: BoardView, reason: str) -> BoardView:
@@ -68,6 +84,8 @@ def fold(view: BoardView, event: StationEvent) -> BoardView:
                        chip_uid=event.chip_uid or view.chip_uid,
                        device_id=event.device_id if event.device_id is not None
                        else view.device_id)
+    if isinstance(event, BoardAwaited):
+        return waiting(view, event.message)
     return _finished(view, event)
 
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 from textual.message_pump import MessagePump
 
 from provisioner.flash.backend import Operation
-from provisioner.station.events import BoardFinished, BoardProgress, BoardUpdate, StationEvent
-from provisioner.station.ui.messages import BoardChanged, BoardDone, BoardProgressed
+from provisioner.station.events import (
+    BoardAwaited,
+    BoardFinished,
+    BoardProgress,
+    BoardUpdate,
+    StationEvent,
+)
+from provisioner.station.ui.messages import (
+    BoardChanged,
+    BoardDone,
+    BoardProgressed,
+    BoardWaiting,
+)
 
 
 class BoardListener:
@@ -33,3 +44,5 @@ class BoardListener:
             self._target.post_message(BoardChanged(event))
         elif isinstance(event, BoardFinished):
             self._target.post_message(BoardDone(event))
+        elif isinstance(event, BoardAwaited):
+            self._target.post_message(BoardWaiting(event))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from textual.message import Message
 
 from provisioner import wire
-from provisioner.station.events import BoardFinished, BoardProgress, BoardUpdate
+from provisioner.station.events import BoardAwaited, BoardFinished, BoardProgress, BoardUpdate
 
 # eq=False keeps Message identity semantics (and hashability) for Textual's queues.
 
@@ -102,6 +102,13 @@ class BoardDone(Message):
     """A board's attempt ended (passed, refused, failed or unknown)."""
 
     result: BoardFinished
+
+
+@dataclass(eq=False)
+class BoardWaiting(Message):
+    """A location waits for the operator to swap in the next board."""
+
+    event: BoardAwaited
 
 
 @dataclass(eq=False)

@@ -21,6 +21,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 _VERDICT_STYLE = {
     Verdict.idle: "dim",
+    Verdict.waiting: "bold yellow",
     Verdict.running: "bold",
     Verdict.passed: "bold green",
     Verdict.failed: "bold red",
@@ -46,6 +47,8 @@ def _state(view: BoardView) -> Text:
     """The engine state; the operation while flashing; the failure's code once failed."""
     if view.verdict is Verdict.failed:
         return Text(view.code or view.state, style="red")
+    if view.verdict is Verdict.waiting:
+        return Text(view.state, style="yellow")
     if view.verdict is Verdict.running and view.operation is not None and view.percent < 100:
         return Text(view.operation.value + "…")
     return Text(view.state)
@@ -57,7 +60,7 @@ def _result(view: BoardView) -> Text:
         return Text("PASS", style=style)
     if view.verdict is Verdict.failed:
         return Text("FAIL", style=style)
-    if view.verdict is Verdict.running:
+    if view.verdict in (Verdict.running, Verdict.waiting):
         return Text("…", style=style)
     return Text("-", style=style)
 
