@@ -22,14 +22,15 @@ class BoardTrack:
     """An attempt's snapshot, the journal writer it commits to and its guarded listener."""
 
     def __init__(self, record: Callable[[Attempt, Attempt | None], None], attempt: Attempt,
-                 listener: Listener, *, fresh: bool = True) -> None:
+                 listener: Listener, *, fresh: bool = True, quiet: bool = False) -> None:
         self._record = record
         self.attempt = attempt
         self.listener = _guarded(listener)
         if fresh:
             record(attempt, None)
-        self.listener(self._update("board detected" if fresh
-                                   else f"recovering from {attempt.state}"))
+        if not quiet:
+            self.listener(self._update("board detected" if fresh
+                                       else f"recovering from {attempt.state}"))
 
     def _update(self, message: str) -> BoardUpdate:
         a = self.attempt

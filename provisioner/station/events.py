@@ -32,7 +32,11 @@ class BoardProgress:
 
 @dataclass(frozen=True, slots=True)
 class BoardFinished:
-    """A board's attempt ended; ``passed`` only when the site confirmed it programmed."""
+    """A board's attempt ended; ``passed`` only when the site confirmed it programmed.
+
+    ``report_pending``: the site has not taken the outcome yet (unreachable); the station
+    resends it by itself and announces the settled outcome as another ``BoardFinished``.
+    """
 
     location: str
     attempt_id: str
@@ -42,6 +46,12 @@ class BoardFinished:
     detail: str
     chip_uid: str | None
     device_id: int | None
+    report_pending: bool = False
+
+    @property
+    def is_programmed_pending(self) -> bool:
+        """Programmed and verified (and protected when due), only the site's answer missing."""
+        return self.report_pending and self.state is AttemptState.reported
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,14 +31,20 @@ class HeadlessSummary:
         return sum(result.passed for result in self.results)
 
     @property
+    def pending(self) -> int:
+        """Boards programmed whose report the site has not taken yet."""
+        return sum(result.is_programmed_pending for result in self.results)
+
+    @property
     def failed(self) -> int:
         """Boards that did not pass (refused, failed or unknown)."""
-        return len(self.results) - self.passed
+        return len(self.results) - self.passed - self.pending
 
     def line(self) -> str:
         """The one-line summary."""
-        text = (f"summary: {self.passed} passed, {self.failed} failed of {len(self.results)}"
-                f" (recovered {len(self.recovered)} open attempt(s))")
+        pending = f", {self.pending} report pending" if self.pending else ""
+        text = (f"summary: {self.passed} passed{pending}, {self.failed} failed of "
+                f"{len(self.results)} (recovered {len(self.recovered)} open attempt(s))")
         if self.interrupted:
             text += f"; stopped by the operator after {len(self.results)} of {self.requested}"
         return text
@@ -46,13 +52,16 @@ class HeadlessSummary:
 
 def format_result(result: BoardFinished) -> str:
     """Render one finished board as one line."""
-    verdict = "PASS" if result.passed else "FAIL"
     facts = [f"chip={result.chip_uid or '-'}",
              f"device={'-' if result.device_id is None else result.device_id}",
              f"state={result.state}"]
+    if result.is_programmed_pending:
+        return (f"PENDING {result.location} " + " ".join(facts) + " programmed, report pending:"
+                " keep the board, the station reports it when the site answers")
+    verdict = "PASS" if result.passed else "FAIL"
     if not result.passed:
         facts.append(f"code={result.code or '-'}")
-        facts.append(result.detail)
+        facts.append(result.detail + (" (report pending)" if result.report_pending else ""))
     return f"{verdict} {result.location} " + " ".join(facts)
 
 
@@ -85,6 +94,16 @@ class _Run:
             self._out(format_result(result))
             if self.remaining <= 0 or result.code in ORDER_ENDED_CODES:
                 self.stop.set()  # every board done, or none can pass any more
+
+    def listen(self, event: StationEvent) -> None:
+        """Print a pending report once the site took it (the board's line is replaced)."""
+        if not isinstance(event, BoardFinished) or event.report_pending:
+            return
+        with self._lock:
+            for number, earlier in enumerate(self.results):
+                if earlier.attempt_id == event.attempt_id and earlier.report_pending:
+                    self.results[number] = event
+                    self._out("SETTLED " + format_result(event))
 
     def say(self, text: str) -> None:
         with self._lock:
@@ -125,7 +144,7 @@ def run_headless(
             if not run.take():
                 return
             first = False
-            result = runner.provision_board(order_id, location, boards[location], _quiet)
+            result = runner.provision_board(order_id, location, boards[location], run.listen)
             previous = result.chip_uid
             run.finished(result)
 
@@ -136,6 +155,10 @@ def run_headless(
     interrupted = False
     try:
         _join(threads)
+        if runner.reports.count:
+            out(f"waiting for the site to take {runner.reports.count} pending report(s); "
+                "Ctrl-C leaves them to the next start")
+            runner.reports.wait_settled(threading.Event(), JOIN_POLL_S)
     except KeyboardInterrupt:
         interrupted = True
         run.stop.set()

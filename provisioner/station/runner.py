@@ -27,6 +27,7 @@ from provisioner.errors import (
     ProvisionerError,
     ReadoutProtected,
     Refused,
+    SiteBusy,
     SiteProtocolError,
     SiteUnreachable,
 )
@@ -39,6 +40,7 @@ from provisioner.station.journal import Journal
 from provisioner.station.keystore import KeyStore
 from provisioner.station.presence import Connector
 from provisioner.station.recovery import RecoveryAction, plan_recovery
+from provisioner.station.reports import PendingReport, PendingReports
 from provisioner.station.site_client import SiteClient
 
 CRASH_ENV = "PROVISIONER_CRASH_AT"
@@ -67,6 +69,7 @@ class StationRunner:
         self._grant_lock = threading.Lock()
         self._orders: dict[str, wire.OrderSummary] = {}
         self._crash_at = os.environ.get(CRASH_ENV)
+        self.reports = PendingReports(self._resend)
         highest = journal.highest_index()
         if highest is not None:
             keystore.skip_to(highest + 1)
@@ -133,7 +136,12 @@ class StationRunner:
                 backend.close()
         except Exception as exc:  # any failure ends this board only, reported if granted
             return self._settle_failure(board, exc)
-        result = board.finished()
+        return self._result(board)
+
+    def _result(self, board: BoardTrack) -> BoardFinished:
+        """The attempt's outcome, announced; a report the site has not taken is pending."""
+        pending = self.reports.holds(board.attempt.attempt_id)
+        result = replace(board.finished(), report_pending=pending)
         board.listener(result)
         return result
 
@@ -195,7 +203,7 @@ class StationRunner:
                     request_id=uuid.uuid4().hex, chip_uid=chip_uid, drbg_index=index
                 )
                 board.step(Event(kind, chip_uid=chip_uid, request_id=request.request_id,
-                                 drbg_index=index), f"requesting grant for index {index}")
+                                 drbg_index=index), "asking the site for a device ID")
                 try:
                     grant = self.client.request_grant(board.attempt.order_id, request)
                     break
@@ -227,7 +235,15 @@ class StationRunner:
             board.step(Event(EventKind.locked), f"readout protection level {level} applied")
             protected = True
         board.step(Event(EventKind.reported), "reporting to the site")
-        self._report(board, wire.AttemptResult.success, protected=protected)
+        try:
+            self._report(board, wire.AttemptResult.success, protected=protected)
+        except (SiteUnreachable, SiteBusy) as exc:
+            self._hold_report(board, exc, protected=protected)
+
+    def _hold_report(self, board: BoardTrack, exc: ProvisionerError, *, protected: bool) -> None:
+        """Keep the report the site did not take; it is resent in the background."""
+        self.reports.add(PendingReport(board.attempt, board.listener, protected))
+        board.attempt = replace(board.attempt, code=_failure_code(exc), detail=str(exc))
 
     def _report(self, board: BoardTrack, result: wire.AttemptResult, *, protected: bool = False
                 ) -> None:
@@ -245,7 +261,27 @@ class StationRunner:
             error=None if success else attempt.detail[:2000] or None,
         )
         answer = self.client.complete(attempt.grant_id, request)
-        board.step(Event(EventKind.acknowledged), f"site: {answer.device_id} {answer.status}")
+        board.step(Event(EventKind.acknowledged),
+                   f"device {answer.device_id} {answer.status} at the site")
+
+    def _resend(self, report: PendingReport) -> bool:
+        """Send a pending report again (same request id); True once the site answered."""
+        attempt = report.attempt
+        board = BoardTrack(self._record, attempt, report.listener, fresh=False, quiet=True)
+        success = attempt.state is AttemptState.reported
+        try:
+            self._report(board, wire.AttemptResult.success if success
+                         else _failure_result(attempt), protected=report.protected)
+        except (SiteUnreachable, SiteBusy, SiteProtocolError):
+            return False
+        except Refused as exc:  # the site's answer is final: close the attempt with it
+            board.step(Event(EventKind.acknowledged), f"closed: {exc}")
+        board.listener(board.finished())
+        return True
+
+    def settle_pending(self) -> int:
+        """Resend every pending report now; return how many the site still has not taken."""
+        return self.reports.settle_now()
 
     def _settle_failure(self, board: BoardTrack, exc: Exception) -> BoardFinished:
         """End the attempt as refused/failed, tell the site when it holds a grant."""
@@ -266,13 +302,14 @@ class StationRunner:
             if board.attempt.grant_id is None:
                 board.step(Event(EventKind.acknowledged), "closed locally")
             else:
+                sent = board.attempt
                 try:
                     self._report(board, wire.AttemptResult.failure)
                 except (SiteUnreachable, Refused) as report_exc:
+                    if isinstance(report_exc, SiteUnreachable | SiteBusy):
+                        self.reports.add(PendingReport(sent, board.listener, False))
                     board.attempt = replace(board.attempt, detail=f"{exc}; {report_exc}")
-        result = board.finished()
-        board.listener(result)
-        return result
+        return self._result(board)
 
     # --- restart -------------------------------------------------------------------------
 
@@ -297,9 +334,7 @@ class StationRunner:
                 board.step(Event(EventKind.acknowledged), f"closed: {exc}")
             except (SiteUnreachable, SiteProtocolError) as exc:  # stays open for next time
                 board.attempt = replace(board.attempt, code=_failure_code(exc), detail=str(exc))
-            result = board.finished()
-            board.listener(result)
-            results.append(result)
+            results.append(self._result(board))
         return results
 
     def _recover_one(self, board: BoardTrack, action: RecoveryAction,
@@ -427,7 +462,8 @@ class StationRunner:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def close(self) -> None:
-        """Wipe the session keys, close the journal and the site connection."""
+        """Stop resending reports, wipe the session keys, close the journal and the site."""
+        self.reports.close()
         self.keystore.close()
         self._transport_key.wipe()
         self.journal.close()

@@ -151,7 +151,7 @@ async def test_pilot_signs_in_picks_the_order_and_provisions_three_boards(
         orders = app.screen
         assert isinstance(orders, OrdersScreen)
         listed = {row[0]: row[3:] for row in row_texts(orders.query_one(OrderTable))}
-        assert listed[order_id] == ["3", "0", "3"]  # authorised, produced, remaining
+        assert listed[order_id] == ["3", "0", "3", "open"]  # quantity, done, left, status
 
         table = orders.query_one(OrderTable)
         table.move_cursor(row=table.get_row_index(order_id))
@@ -299,7 +299,7 @@ async def test_an_operator_signed_in_beforehand_starts_at_the_orders(
         assert isinstance(app.screen, OrdersScreen)
         assert app.sub_title == f"operator {site.operator_id}"
         listed = {row[0]: row[3:] for row in row_texts(app.screen.query_one(OrderTable))}
-        assert listed[order_id] == ["1", "0", "1"]
+        assert listed[order_id] == ["1", "0", "1", "open"]
         await pilot.press("enter")  # no board attached: the bench says so
         await pilot.pause()
         assert isinstance(app.screen, BenchScreen)

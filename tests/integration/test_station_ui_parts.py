@@ -37,7 +37,7 @@ def test_rows_fold_updates_progress_and_the_verdict() -> None:
     view = board_view.fold(view, progress("/dev/ttyUSB0", Operation.program, 250))
     assert (view.verdict, view.state, view.device_id, view.percent) == (
         Verdict.running, "granted", 42, 25)
-    assert [cell.plain for cell in render_row(view)][3:] == ["program…", "██░░░░░░  25%", "…"]
+    assert [cell.plain for cell in render_row(view)][3:] == ["program…", "█░░░░░  25%", "…"]
     failed = board_view.fold(view, BoardFinished("/dev/ttyUSB0", "a1", AttemptState.failed,
                                                  False, "verify_mismatch", "at 0x08000400",
                                                  None, None))

@@ -19,7 +19,7 @@ from typing import cast
 from textual.pilot import Pilot
 
 from provisioner import wire
-from provisioner.errors import AuthenticationFailed, OperatorLocked
+from provisioner.errors import AuthenticationFailed, OperatorLocked, SiteUnreachable
 from provisioner.flash.backend import FlashBackend, Operation, ProgressEvent
 from provisioner.station.engine import AttemptState
 from provisioner.station.events import (
@@ -38,7 +38,7 @@ FIXED_TIME = datetime(2026, 11, 23, 9, 30, 0)  # log stamps are local time
 
 _FLOW = (
     (AttemptState.detected, "board detected"),
-    (AttemptState.uid_read, "requesting grant for index {index}"),
+    (AttemptState.uid_read, "asking the site for a device ID"),
     (AttemptState.granted, "granted device ID {device_id}"),
     (AttemptState.key_derived, "image ready"),
     (AttemptState.flashing, "erasing and programming"),
@@ -58,6 +58,8 @@ class ScriptedRunner:
         self.script = dict(script)
         self.quantity = quantity
         self.produced = 0
+        self.reserved = 0  # boards between their grant and their report
+        self.site_down = False  # after a "report_pending" board: the site stopped answering
         self.held = threading.Event()
         self.release = threading.Event()
         self.app: StationApp | None = None
@@ -72,12 +74,18 @@ class ScriptedRunner:
             raise OperatorLocked("operator operator-9 locked out for 15 minutes after 5 failures")
 
     def list_orders(self) -> list[wire.OrderSummary]:
+        if self.site_down:
+            raise SiteUnreachable("https://127.0.0.1:8443", "ConnectError")
         with self._cond:
-            produced = self.produced
+            produced, reserved = self.produced, self.reserved
         return [wire.OrderSummary(
             order_id=ORDER_ID, product="demo-widget", profile="stm32f103c8",
             profile_sha256="cd" * 32, authorised_quantity=self.quantity, produced=produced,
-            reserved=0, remaining=self.quantity - produced, status=wire.OrderStatus.open)]
+            reserved=reserved, remaining=self.quantity - produced - reserved,
+            status=wire.OrderStatus.open)]
+
+    def settle_pending(self) -> int:
+        return 0
 
     def recover(self, attached: Mapping[str, FlashBackend], listener: Listener
                 ) -> list[BoardFinished]:
@@ -110,6 +118,9 @@ class ScriptedRunner:
         for state, text in _FLOW:
             listener(BoardUpdate(location, attempt_id, state, chip_uid, device_id, number,
                                  text.format(index=number, device_id=device_id)))
+            if state is AttemptState.granted:
+                with self._cond:
+                    self.reserved += 1
         for operation in (Operation.erase, Operation.program, Operation.verify):
             for done in range(0, FLASH_SIZE_BYTES + 1, 0x400):
                 listener(BoardProgress(location, ProgressEvent(operation, done,
@@ -119,14 +130,23 @@ class ScriptedRunner:
                     self.held.set()
                     self._hold()
             if outcome == "verify_mismatch" and operation is Operation.program:
+                with self._cond:
+                    self.reserved -= 1
                 return self._end(listener, BoardFinished(
                     location, attempt_id, AttemptState.failed, False, outcome,
                     "verify mismatch at 0x08000400: expected 0x5a, found 0xff", chip_uid,
                     device_id))
         listener(BoardUpdate(location, attempt_id, AttemptState.reported, chip_uid, device_id,
                              number, "reporting to the site"))
+        if outcome == "report_pending":  # the site went away before it took the report
+            self.site_down = True
+            return self._end(listener, BoardFinished(
+                location, attempt_id, AttemptState.reported, False, "site_unreachable",
+                "site https://127.0.0.1:8443 unreachable: ConnectError", chip_uid, device_id,
+                report_pending=True))
         with self._cond:
             self.produced += 1
+            self.reserved -= 1
         return self._end(listener, BoardFinished(location, attempt_id, AttemptState.reported,
                                                  True, None, "programmed", chip_uid, device_id))
 
@@ -201,6 +221,37 @@ def test_bench_while_programming_with_a_failed_board(snap_compare) -> None:
         assert snap_compare(make_app(runner), terminal_size=(80, 24), run_before=run_before)
     finally:
         runner.release.set()
+
+
+def test_bench_while_the_last_unit_programs_is_not_yet_exhausted(snap_compare) -> None:
+    runner = ScriptedRunner({"/dev/ttyUSB0": "pass", "VSWD0000": "hold"}, quantity=2)
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        await to_bench(pilot)
+        await pilot.press("enter")
+        assert await asyncio.to_thread(runner.held.wait, 30)
+        await pilot.pause()
+        site_calls = [worker for worker in pilot.app.workers if worker.group == "site"]
+        if site_calls:
+            await pilot.app.workers.wait_for_complete(site_calls)
+        await pilot.pause()
+
+    try:
+        assert snap_compare(make_app(runner), terminal_size=(80, 24), run_before=run_before)
+    finally:
+        runner.release.set()
+
+
+def test_bench_with_a_report_pending_while_the_site_is_down(snap_compare) -> None:
+    runner = ScriptedRunner({"/dev/ttyUSB0": "pass", "/dev/ttyUSB1": "report_pending"},
+                            quantity=5)
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        await to_bench(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+
+    assert snap_compare(make_app(runner), terminal_size=(80, 24), run_before=run_before)
 
 
 def test_sign_in_says_the_operator_is_locked(snap_compare) -> None:

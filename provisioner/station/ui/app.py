@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
@@ -42,6 +44,7 @@ from provisioner.station.ui.screens.orders import OrdersScreen
 from provisioner.station.ui.screens.signin import SignInScreen
 from provisioner.station.ui.widgets.banner import Alert
 from provisioner.station.ui.widgets.event_log import LogEntry, LogLevel
+from provisioner.station.ui.widgets.order_table import order_status
 
 BOARD_GROUP = "boards"
 
@@ -62,6 +65,8 @@ class Runner(Protocol):
 
     def recover(self, attached: Mapping[str, Connector], listener: Listener
                 ) -> list[BoardFinished]: ...
+
+    def settle_pending(self) -> int: ...
 
 
 class StationApp(App[int]):
@@ -96,6 +101,7 @@ class StationApp(App[int]):
         self._backlog: list[LogEntry] = []
         self._order: wire.OrderSummary | None = None
         self._order_ended: str | None = None
+        self._outcomes: dict[str, str] = {}  # attempt_id -> "pass" | "fail" | "pending"
         self._site_down = False
         self._quitting = False
         self._orders_requested = 0
@@ -135,11 +141,12 @@ class StationApp(App[int]):
     def on_order_chosen(self, message: OrderChosen) -> None:
         """Open the bench for the chosen order."""
         self._order = message.order
-        self._order_ended = None if message.order.remaining > 0 else "quota_exhausted"
+        self._order_ended = _ended(message.order)
         self._views = {location: BoardView(location) for location in self._boards}
         self._note(f"producing order {message.order.order_id} "
                   f"({message.order.remaining} remaining)")
-        self.push_screen(BenchScreen(message.order, self._views.values(), self._backlog))
+        self.push_screen(BenchScreen(message.order, self._views.values(), self._backlog,
+                                     self._tally_line()))
         self._refresh_banner()
 
     def on_orders_requested(self, message: OrdersRequested) -> None:
@@ -164,8 +171,8 @@ class StationApp(App[int]):
                         and o.order_id == self._order.order_id), None)
         if current is not None:
             self._order = current
-            if current.remaining <= 0 and self._order_ended is None:
-                self._order_ended = "quota_exhausted"
+            if self._order_ended is None:
+                self._order_ended = _ended(current)
             if self.bench is not None:
                 self.bench.show_order(current)
         self._refresh_banner()
@@ -196,13 +203,18 @@ class StationApp(App[int]):
             self._start(location, swap=self._views[location].verdict is not Verdict.idle)
 
     def on_retry_requested(self, message: RetryRequested) -> None:
-        """Start the highlighted failed board, else the first failed one."""
+        """Resend pending reports; start the highlighted failed board, else the first one."""
         if self._quitting or self._order is None:
             return
+        pending = sum(outcome == "pending" for outcome in self._outcomes.values())
+        if pending:
+            self._note(f"sending {pending} pending report(s) to the site")
+            self._settle_reports()
         failed = [loc for loc, view in self._views.items()
                   if view.verdict is Verdict.failed and loc not in self._busy_locations]
         if not failed:
-            self._note("no failed board to retry", "warning")
+            if not pending:
+                self._note("no failed board to retry", "warning")
             return
         if len(self._busy_locations) >= MAX_PARALLEL_BOARDS:
             self._note(f"{MAX_PARALLEL_BOARDS} boards already running", "warning")
@@ -245,13 +257,25 @@ class StationApp(App[int]):
         self._show(board_view.fold(self._views[progress.location], progress))
 
     def on_board_done(self, message: BoardDone) -> None:
-        """Show PASS/FAIL, raise the banner a refusal calls for, refresh the counts."""
+        """Show PASS/FAIL/report pending, raise the banner it calls for, refresh the counts."""
         result = message.result
-        self._show(board_view.fold(self._views[result.location], result))
+        view = self._views[result.location]
+        if view.attempt_id in (None, result.attempt_id):  # not a settle of an earlier board
+            self._show(board_view.fold(view, result))
+        settled = self._outcomes.get(result.attempt_id) == "pending"
         if result.passed:
+            self._outcomes[result.attempt_id] = "pass"
             self._site_down = False
-            self._note(f"PASS {result.location}: device ID {result.device_id}", "pass")
+            how = ": its pending report was taken" if settled else ""
+            self._note(f"PASS {result.location}: device ID {result.device_id}{how}", "pass")
+        elif result.is_programmed_pending:
+            self._outcomes[result.attempt_id] = "pending"
+            self._site_down = True
+            self._note(f"{result.location}: device ID {result.device_id} programmed, report "
+                       "pending: keep the board, it is reported when the site answers",
+                       "warning")
         else:
+            self._outcomes[result.attempt_id] = "fail"
             code = result.code or result.state.value
             why = result.detail if result.detail.startswith(code) else f"{code}: {result.detail}"
             self._note(f"FAIL {result.location}: {why}", "fail")
@@ -259,8 +283,14 @@ class StationApp(App[int]):
                 self._site_down = True
             elif result.code in wording.ORDER_ENDED_CODES:
                 self._order_ended = result.code
+        if self.bench is not None:
+            self.bench.show_tally(self._tally_line())
         self._refresh_banner()
         self._load_orders()
+
+    def _tally_line(self) -> str:
+        counts = Counter(self._outcomes.values())
+        return wording.tally_line(counts["pass"], counts["fail"], counts["pending"])
 
     def on_board_crashed(self, message: BoardCrashed) -> None:
         """A worker failed before the runner took the board."""
@@ -307,7 +337,20 @@ class StationApp(App[int]):
     @property
     def exit_code(self) -> int:
         """0 when the last attempt at every location passed (or none ran), else 1."""
-        return int(any(view.verdict is Verdict.failed for view in self._views.values()))
+        return int(bool(self.exit_reason))
+
+    @property
+    def exit_reason(self) -> str:
+        """Why the exit code is 1, in words ("" when it is 0)."""
+        failed = [loc for loc, view in self._views.items() if view.verdict is Verdict.failed]
+        pending = [loc for loc, view in self._views.items() if view.verdict is Verdict.pending]
+        reasons = []
+        if failed:
+            reasons.append(f"the last board failed at {', '.join(failed)}")
+        if pending:
+            reasons.append(f"the report of the board at {', '.join(pending)} is pending "
+                           "(the next start sends it)")
+        return "; ".join(reasons)
 
     # --- workers (threads: the runner blocks) --------------------------------------------
 
@@ -328,6 +371,10 @@ class StationApp(App[int]):
             self.post_message(SignInFailed(wording.site_trouble(exc)))
             return
         self.post_message(SignedIn(operator_id, orders, recovered))
+
+    @work(thread=True, group="site", exit_on_error=False)
+    def _settle_reports(self) -> None:
+        self._runner.settle_pending()  # settled boards arrive as BoardDone messages
 
     def _load_orders(self) -> None:
         self._orders_requested += 1
@@ -373,8 +420,10 @@ class StationApp(App[int]):
         if self._quitting and self._busy_locations:
             alert = wording.finishing_alert(len(self._busy_locations))
         elif self._site_down:
-            alert = wording.site_unreachable_alert()
-        elif self._order_ended is not None and self._order is not None:
+            pending = sum(outcome == "pending" for outcome in self._outcomes.values())
+            alert = wording.site_unreachable_alert(pending)
+        elif (self._order_ended is not None and self._order is not None
+              and not self._busy_locations - set(self._waits)):
             alert = wording.exhausted_alert(self._order.order_id, self._order_ended)
         elif not self._boards:
             alert = Alert("warning", "No board attached: start the station with --port/--probe.")
@@ -390,4 +439,15 @@ def run_ui(runner: Runner, boards: Mapping[str, Connector], *,
     """
     app = StationApp(runner, boards, signed_in_as=signed_in_as)
     app.run()
-    return app.return_code or 0
+    code = app.return_code or 0
+    if code and app.exit_reason:
+        print(f"station: exit status {code}: {app.exit_reason}", file=sys.stderr)
+    return code
+
+
+def _ended(order: wire.OrderSummary) -> str | None:
+    """The code of an order no board can be produced for any more (None: still open)."""
+    status = order_status(order)
+    if status == "closed":
+        return "order_closed"
+    return "quota_exhausted" if status == "exhausted" else None

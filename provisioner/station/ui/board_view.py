@@ -20,6 +20,7 @@ class Verdict(StrEnum):
 
     idle = "idle"
     waiting = "waiting"  # for the operator to swap in the next board
+    pending = "pending"  # programmed; the site has not taken its report yet
     running = "running"
     passed = "passed"
     failed = "failed"
@@ -31,6 +32,7 @@ class BoardView:
 
     location: str
     verdict: Verdict = Verdict.idle
+    attempt_id: str | None = None
     state: str = "idle"
     chip_uid: str | None = None
     device_id: int | None = None
@@ -53,7 +55,7 @@ class BoardView:
 
         After a board finished (passed or failed) Enter waits for the next one; r retries.
         """
-        return self.verdict in (Verdict.idle, Verdict.passed, Verdict.failed)
+        return self.verdict in (Verdict.idle, Verdict.passed, Verdict.failed, Verdict.pending)
 
 
 def starting(view: BoardView) -> BoardView:
@@ -81,6 +83,7 @@ def fold(view: BoardView, event: StationEvent) -> BoardView:
                        total_bytes=progress.total_bytes)
     if isinstance(event, BoardUpdate):
         return replace(view, verdict=Verdict.running, state=event.state.value,
+                       attempt_id=event.attempt_id,
                        chip_uid=event.chip_uid or view.chip_uid,
                        device_id=event.device_id if event.device_id is not None
                        else view.device_id)
@@ -90,9 +93,14 @@ def fold(view: BoardView, event: StationEvent) -> BoardView:
 
 
 def _finished(view: BoardView, result: BoardFinished) -> BoardView:
-    verdict = Verdict.passed if result.passed else Verdict.failed
-    return replace(view, verdict=verdict, state=result.state.value,
+    if result.is_programmed_pending:
+        verdict, state = Verdict.pending, "report pending"
+    else:
+        verdict = Verdict.passed if result.passed else Verdict.failed
+        state = result.state.value
+    return replace(view, verdict=verdict, state=state, attempt_id=result.attempt_id,
                    chip_uid=result.chip_uid or view.chip_uid,
                    device_id=result.device_id if result.device_id is not None else view.device_id,
-                   operation=None if not result.passed else view.operation,
+                   operation=(view.operation if result.passed or result.is_programmed_pending
+                              else None),
                    code=result.code, detail=result.detail)

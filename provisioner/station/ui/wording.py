@@ -44,10 +44,21 @@ def site_trouble(exc: ProvisionerError) -> str:
     return f"The site refused: {exc}"
 
 
-def site_unreachable_alert() -> Alert:
-    """The banner while the site does not answer."""
+def site_unreachable_alert(pending: int = 0) -> Alert:
+    """The banner while the site does not answer; ``pending`` boards await their report."""
+    if pending:
+        boards, them = ("board is", "it") if pending == 1 else ("boards are", "them")
+        return Alert("error", f"SITE UNREACHABLE: {pending} {boards} programmed, report "
+                              f"pending. Keep {them}: the station reports {them} when the "
+                              "site answers (r: try now).")
     return Alert("error", "SITE UNREACHABLE: boards cannot get grants. Check the network; "
                           "press Enter or r to try again.")
+
+
+def tally_line(passed: int, failed: int, pending: int) -> str:
+    """The bench's running count of this session's boards."""
+    line = f"This session: {passed} PASS · {failed} FAIL"
+    return line + (f" · {pending} report pending" if pending else "")
 
 
 def exhausted_alert(order_id: str, code: str) -> Alert:

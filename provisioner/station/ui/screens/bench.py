@@ -45,12 +45,13 @@ class BenchScreen(Screen[None]):
     ]
 
     def __init__(self, order: wire.OrderSummary, views: Iterable[BoardView],
-                 backlog: Iterable[LogEntry] = ()) -> None:
+                 backlog: Iterable[LogEntry] = (), tally: str = "") -> None:
         super().__init__(id="bench")
         self.order = order
         self._views = list(views)
         self._backlog = list(backlog)
         self._alert: Alert | None = None
+        self._tally = tally
 
     def compose(self) -> ComposeResult:
         """Lay out banner, order line, board table and log."""
@@ -59,6 +60,7 @@ class BenchScreen(Screen[None]):
         banner.alert = self._alert
         yield banner
         yield Static(describe_order(self.order), id="order-status")
+        yield Static(self._tally, id="tally")
         yield BoardTable(self._views, id="boards")
         yield EventLog(self._backlog, id="log")
         yield Footer()
@@ -79,6 +81,14 @@ class BenchScreen(Screen[None]):
         self.order = order
         try:
             self.query_one("#order-status", Static).update(describe_order(order))
+        except NoMatches:
+            return
+
+    def show_tally(self, text: str) -> None:
+        """Refresh the pass/fail tally."""
+        self._tally = text
+        try:
+            self.query_one("#tally", Static).update(text)
         except NoMatches:
             return
 

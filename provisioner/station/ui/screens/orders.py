@@ -32,7 +32,7 @@ class OrdersScreen(Screen[None]):
         """Lay out banner, hint and table."""
         yield Header()
         yield Banner(id="banner")
-        yield Static("Open orders for this station: ↑↓ to pick, Enter to produce",
+        yield Static("Orders for this station: ↑↓ to pick, Enter to produce",
                      id="orders-hint")
         yield OrderTable(id="order-table")
         yield Footer()

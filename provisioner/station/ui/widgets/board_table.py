@@ -9,19 +9,20 @@ from textual.widgets import DataTable
 
 from provisioner.station.ui.board_view import BoardView, Verdict
 
-BAR_WIDTH = 8
+BAR_WIDTH = 6
 # (key, label, width): sized so the table fits 80 columns with cell padding.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("board", "Board", 12),
     ("chip_uid", "Chip UID", 10),
     ("device_id", "Device", 6),
-    ("state", "State", 19),
+    ("state", "State", 23),  # the longest code: grant_already_completed
     ("progress", "Progress", BAR_WIDTH + 5),
     ("result", "Result", 6),
 )
 _VERDICT_STYLE = {
     Verdict.idle: "dim",
     Verdict.waiting: "bold yellow",
+    Verdict.pending: "bold yellow",
     Verdict.running: "bold",
     Verdict.passed: "bold green",
     Verdict.failed: "bold red",
@@ -47,7 +48,7 @@ def _state(view: BoardView) -> Text:
     """The engine state; the operation while flashing; the failure's code once failed."""
     if view.verdict is Verdict.failed:
         return Text(view.code or view.state, style="red")
-    if view.verdict is Verdict.waiting:
+    if view.verdict in (Verdict.waiting, Verdict.pending):
         return Text(view.state, style="yellow")
     if view.verdict is Verdict.running and view.operation is not None and view.percent < 100:
         return Text(view.operation.value + "…")
@@ -60,6 +61,8 @@ def _result(view: BoardView) -> Text:
         return Text("PASS", style=style)
     if view.verdict is Verdict.failed:
         return Text("FAIL", style=style)
+    if view.verdict is Verdict.pending:
+        return Text("SENT?", style=style)
     if view.verdict in (Verdict.running, Verdict.waiting):
         return Text("…", style=style)
     return Text("-", style=style)

@@ -1,4 +1,4 @@
-"""The order picker's table: open orders with authorised, produced and remaining counts."""
+"""The order picker's table: orders with their counts and whether a board can still be made."""
 
 from __future__ import annotations
 
@@ -11,12 +11,24 @@ from provisioner import wire
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("order_id", "Order", 15),
-    ("product", "Product", 13),
+    ("product", "Product", 12),
     ("profile", "Profile", 11),
-    ("authorised", "Authorised", 10),
-    ("produced", "Produced", 8),
-    ("remaining", "Remaining", 9),
+    ("authorised", "Qty", 5),
+    ("produced", "Done", 5),
+    ("remaining", "Left", 5),
+    ("status", "Status", 9),
 )
+
+
+def order_status(order: wire.OrderSummary) -> str:
+    """What the operator needs to know about an order: can a board still be produced for it?"""
+    if order.status is wire.OrderStatus.closed:
+        return "closed"
+    if order.produced >= order.authorised_quantity:
+        return "exhausted"
+    if order.remaining <= 0:
+        return "all busy"  # the last units are being programmed right now
+    return "open"
 
 
 class OrderTable(DataTable[Text]):
@@ -37,7 +49,8 @@ class OrderTable(DataTable[Text]):
         self.clear()
         self._orders = {order.order_id: order for order in orders}
         for order in orders:
-            exhausted = order.remaining <= 0
+            status = order_status(order)
+            exhausted = status != "open"
             style = "dim" if exhausted else ""
             self.add_row(
                 Text(order.order_id, style=style),
@@ -47,6 +60,7 @@ class OrderTable(DataTable[Text]):
                 Text(str(order.produced), justify="right", style=style),
                 Text(str(order.remaining), justify="right",
                      style="red" if exhausted else "bold"),
+                Text(status, style="red" if exhausted else "green"),
                 key=order.order_id,
             )
         if keep is not None and keep.order_id in self._orders:
