@@ -15,7 +15,11 @@ def read_secret(env_var: str, path: Path | None, prompt: str, *, confirm: bool =
     history.
     """
     if path is not None:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise click.ClickException(f"cannot read {path}: {reason}") from exc
     value = os.environ.get(env_var)
     if value:
         return value

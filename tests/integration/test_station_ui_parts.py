@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import pytest
 from textual.message import Message
 
+from provisioner import wire
 from provisioner.errors import AuthenticationFailed, OperatorLocked, SiteUnreachable
-from provisioner.flash.backend import Operation, ProgressEvent
+from provisioner.flash.backend import FlashBackend, Operation, ProgressEvent
 from provisioner.station.engine import AttemptState
 from provisioner.station.events import BoardFinished, BoardProgress, BoardUpdate
+from provisioner.station.ui import app as ui_app
 from provisioner.station.ui import board_view, wording
 from provisioner.station.ui.board_view import BoardView, Verdict
 from provisioner.station.ui.listener import BoardListener
 from provisioner.station.ui.messages import BoardChanged, BoardDone, BoardProgressed
 from provisioner.station.ui.widgets.board_table import render_row
+from provisioner.station.ui.widgets.order_table import order_status
 
 
 class Collector:
@@ -84,3 +90,35 @@ def test_the_pin_stays_out_of_the_sign_in_message_repr() -> None:
     message = SignInSubmitted("op-1", "731942")
     assert message.pin == "731942"
     assert "731942" not in repr(message)
+
+
+def _order(produced: int, reserved: int, status: str = "open") -> wire.OrderSummary:
+    return wire.OrderSummary(order_id="o-1", product="p", profile="stm32f103c8",
+                             profile_sha256="ab" * 32, authorised_quantity=2, produced=produced,
+                             reserved=reserved, remaining=2 - produced - reserved,
+                             status=wire.OrderStatus(status))
+
+
+def test_an_order_is_exhausted_only_once_its_last_unit_is_produced() -> None:
+    assert order_status(_order(0, 0)) == "open"
+    assert order_status(_order(1, 1)) == "all busy"  # the last unit is being programmed
+    assert order_status(_order(2, 0)) == "exhausted"
+    assert order_status(_order(0, 0, "closed")) == "closed"
+
+
+def test_quitting_with_a_failed_board_says_why_on_stderr(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def run(self: ui_app.StationApp) -> None:  # the operator's session, in short
+        self._views["/dev/ttyUSB1"] = BoardView("/dev/ttyUSB1", verdict=Verdict.failed)
+        self._return_code = self.exit_code
+
+    monkeypatch.setattr(ui_app.StationApp, "run", run)
+    code = ui_app.run_ui(cast(ui_app.Runner, object()),
+                         {"/dev/ttyUSB0": _unused, "/dev/ttyUSB1": _unused})
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "station: exit status 1: the last board failed at /dev/ttyUSB1\n")
+
+
+def _unused(profile: object) -> FlashBackend:
+    raise AssertionError("not reached")
