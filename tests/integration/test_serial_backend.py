@@ -124,7 +124,7 @@ def test_flash_cli_write_info_read_erase_protect(tmp_path: object) -> None:
         result = runner.invoke(flash_group, [*base, "read", "0x08000000", "16", "-o", str(out)])
         assert result.exit_code == 1
         assert result.output.strip().splitlines()[-1] == (
-            "Error: ReadoutProtected: read refused: the chip is readout-protected")
+            "Error: read refused: the chip is readout-protected")
         result = runner.invoke(flash_group, [*base, "--debug", "read", "0x08000000", "16",
                                              "-o", str(out)])
         assert isinstance(result.exception, ReadoutProtected)

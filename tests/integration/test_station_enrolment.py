@@ -152,9 +152,9 @@ def test_two_benches_sharing_one_identity_raise_an_alarm(site: DemoSite, tmp_pat
         first.sign_in(site.operator_id, site.pin)
         second.sign_in(site.operator_id, site.pin)
         with virtual_boards(2) as (board_a, board_b):
-            passed = first.provision_board(order_id, board_a.location, board_a.factory(),
+            passed = first.provision_board(order_id, board_a.location, board_a.connect,
                                            events.append)
-            cloned = second.provision_board(order_id, board_b.location, board_b.factory(),
+            cloned = second.provision_board(order_id, board_b.location, board_b.connect,
                                             events.append)
     finally:
         first.close()
