@@ -39,20 +39,20 @@ def look(connect: Connector, profile: Profile) -> Look:
     """Open the location, read the chip UID and close it again (never raises a FlashError)."""
     try:
         backend = connect(profile)
-        backend.open()
-    except ChipMismatch:
-        return Look(Presence.foreign)
     except (FlashError, OSError):
         return Look(Presence.absent)
     try:
+        backend.open()
         return Look(Presence.chip, backend.read_uid().hex())
+    except ChipMismatch:
+        return Look(Presence.foreign)
     except ReadoutProtected:
         return Look(Presence.protected)
-    except FlashError:
+    except (FlashError, OSError):
         return Look(Presence.absent)
     finally:
         with suppress(FlashError, OSError):  # gone while we looked: the next look says so
-            backend.close()
+            backend.close()  # also after a failed open: the port must not stay open
 
 
 def is_next_board(found: Look, previous_chip_uid: str | None, removed: bool) -> bool:

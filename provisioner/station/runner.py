@@ -129,11 +129,11 @@ class StationRunner:
         progress = board.progress
         try:
             backend = connect(profile)
-            backend.open()
             try:
+                backend.open()
                 self._run(board, profile, backend, progress)
             finally:
-                backend.close()
+                backend.close()  # also after a failed open (a wrong chip): release the port
         except Exception as exc:  # any failure ends this board only, reported if granted
             return self._settle_failure(board, exc)
         return self._result(board)
@@ -420,14 +420,14 @@ class StationRunner:
             return
         try:
             backend = connect(self._profiles(attempt.profile))
-            backend.open()
         except (ProvisionerError, OSError):
             yield None
             return
         try:
             try:
+                backend.open()
                 same = backend.read_uid().hex() == attempt.chip_uid
-            except FlashError:
+            except (FlashError, OSError):
                 same = False
             yield backend if same else None
         finally:

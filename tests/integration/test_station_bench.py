@@ -23,6 +23,7 @@ from provisioner.site import catalogue
 from provisioner.station.commands import INTERRUPTED_EXIT, PIN_ENV, STATION_PASSPHRASE_ENV
 from provisioner.station.commands import station_group as station_cli
 from provisioner.station.headless import run_headless
+from provisioner.station.presence import Look, Presence, look
 from provisioner.station.runner import StationRunner
 from provisioner.station.ui.app import StationApp
 from provisioner.station.ui.messages import BoardWaiting
@@ -205,3 +206,14 @@ async def test_the_ui_waits_for_the_next_board_and_quits_while_waiting(
             assert not app.is_running
     assert app.return_code == 0
     assert catalogue.show_order(site.server.context, order_id).produced == 2
+
+
+def test_looking_at_a_board_of_another_kind_releases_its_port() -> None:
+    f411 = load_profile(F411)
+    with virtual_boards(1) as (board,):
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(5):
+            assert look(board.connect, f411) == Look(Presence.foreign)
+        assert len(os.listdir("/proc/self/fd")) == before
+        assert look(board.connect, load_profile("stm32f103c8")) == Look(
+            Presence.chip, board.chip_uid.hex())
