@@ -19,9 +19,10 @@ from provisioner.sim.swd_board import BoardStateError, replace_chip
 @click.option("--chip-uid", default=None,
               help="The new chip's unique ID as hex (default: random).")
 def swap_chip_command(directory: Path, probe_uid: str, chip_uid: str | None) -> None:
-    """Replace the chip behind a virtual probe by a blank one (waits for an open session).
+    """Replace the chip behind a virtual probe by a blank one.
 
-    Serial boards (``sim serial``) swap on SIGUSR1: ``kill -USR1 <pid>``.
+    Waits while a session holds the board. Serial boards (sim serial) swap on SIGUSR1:
+    kill -USR1 PID.
     """
     try:
         uid = replace_chip(directory, probe_uid,

@@ -133,20 +133,18 @@ def run_headless(
     run = _Run(count, out)
 
     def serve(location: str) -> None:
-        previous: str | None = None
-        first = True
+        last: BoardFinished | None = None
         while run.has_work():
             # the next board is claimed only once it is there: another location may take it
-            if not first and not runner.await_next_board(
-                    order_id, location, boards[location], previous,
-                    lambda event: _say_waiting(run, event), run.stop):
+            if last is not None and not runner.await_next_board(
+                    order_id, location, boards[location], last.chip_uid,
+                    lambda event: _say_waiting(run, event), run.stop,
+                    retry_same=not (last.passed or last.report_pending)):
                 return
             if not run.take():
                 return
-            first = False
-            result = runner.provision_board(order_id, location, boards[location], run.listen)
-            previous = result.chip_uid
-            run.finished(result)
+            last = runner.provision_board(order_id, location, boards[location], run.listen)
+            run.finished(last)
 
     threads = [threading.Thread(target=serve, args=(location,), name=f"board {location}")
                for location in locations]

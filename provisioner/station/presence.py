@@ -55,30 +55,33 @@ def look(connect: Connector, profile: Profile) -> Look:
             backend.close()  # also after a failed open: the port must not stay open
 
 
-def is_next_board(found: Look, previous_chip_uid: str | None, removed: bool) -> bool:
-    """Whether ``found`` is a board other than the one the location last had.
+def is_next_board(found: Look, previous_chip_uid: str | None, removed: bool, *,
+                  retry_same: bool = False) -> bool:
+    """Whether ``found`` is the board to provision next at the location.
 
     A readable UID different from the previous one is a new chip. A chip that hides its UID
     or is of another kind counts only after the location was seen empty: otherwise it is
-    most likely the board just finished (readout-protected now) still sitting there.
+    most likely the board just finished (readout-protected now) still sitting there. With
+    ``retry_same`` (the previous board failed) the same chip counts once it was re-seated.
     """
     if found.presence is Presence.chip:
-        return found.chip_uid != previous_chip_uid
+        return found.chip_uid != previous_chip_uid or (retry_same and removed)
     return found.presence is not Presence.absent and removed
 
 
 def wait_for_next_board(connect: Connector, profile: Profile, previous_chip_uid: str | None,
                         stop: threading.Event, on_removed: Callable[[], None],
-                        poll_s: float = POLL_S) -> bool:
+                        poll_s: float = POLL_S, *, retry_same: bool = False) -> bool:
     """Look at the location until another board is there (True) or ``stop`` is set (False).
 
     ``previous_chip_uid`` is the chip last finished there (None when its UID was never read);
-    ``on_removed`` is called once, when the location is first seen empty.
+    ``on_removed`` is called once, when the location is first seen empty; ``retry_same``:
+    see ``is_next_board``.
     """
     removed = False
     while not stop.is_set():
         found = look(connect, profile)
-        if is_next_board(found, previous_chip_uid, removed):
+        if is_next_board(found, previous_chip_uid, removed, retry_same=retry_same):
             return True
         if found.presence is Presence.absent and not removed:
             removed = True

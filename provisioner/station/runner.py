@@ -90,11 +90,12 @@ class StationRunner:
 
     def await_next_board(self, order_id: str, location: str, connect: Connector,
                          previous_chip_uid: str | None, listener: Listener,
-                         stop: threading.Event) -> bool:
+                         stop: threading.Event, *, retry_same: bool = False) -> bool:
         """Wait until the operator swapped another board in at ``location`` (False: stopped).
 
         The location is looked at with the order's profile; ``previous_chip_uid`` is the chip
-        last finished there (None when its UID could not be read).
+        last finished there (None when its UID could not be read); ``retry_same`` (it failed):
+        the same chip counts again once it was taken out and put back.
         """
         try:
             profile = self._profile_for(order_id)
@@ -105,7 +106,8 @@ class StationRunner:
         return presence.wait_for_next_board(
             connect, profile, previous_chip_uid, stop,
             lambda: listener(BoardAwaited(location, previous_chip_uid,
-                                          "board removed: insert next board")))
+                                          "board removed: insert next board")),
+            retry_same=retry_same)
 
     def provision_board(
         self, order_id: str, location: str, connect: Connector, listener: Listener

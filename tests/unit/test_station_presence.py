@@ -29,6 +29,12 @@ def test_what_counts_as_the_next_board(found: Look, removed: bool, expected: boo
     assert is_next_board(found, OLD, removed) is expected
 
 
+def test_a_failed_board_counts_again_once_it_was_re_seated() -> None:
+    same = Look(Presence.chip, OLD)
+    assert is_next_board(same, OLD, removed=False, retry_same=True) is False
+    assert is_next_board(same, OLD, removed=True, retry_same=True) is True
+
+
 class _Board:
     """A backend whose open/read_uid outcome is the next in ``script``."""
 

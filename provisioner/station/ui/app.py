@@ -58,7 +58,7 @@ class Runner(Protocol):
 
     def await_next_board(self, order_id: str, location: str, connect: Connector,
                          previous_chip_uid: str | None, listener: Listener,
-                         stop: threading.Event) -> bool: ...
+                         stop: threading.Event, *, retry_same: bool = False) -> bool: ...
 
     def provision_board(self, order_id: str, location: str, connect: Connector,
                         listener: Listener) -> BoardFinished: ...
@@ -224,13 +224,14 @@ class StationApp(App[int]):
     def _start(self, location: str, *, swap: bool = False) -> None:
         """Run the board at ``location``; with ``swap``, first wait for a different chip."""
         assert self._order is not None
-        previous = self._views[location].chip_uid
+        previous = self._views[location]
         self._busy_locations.add(location)
         self._show(board_view.starting(self._views[location]))
         stop = threading.Event() if swap else None
         if stop is not None:
             self._waits[location] = stop
-        worker = self._provision(self._order.order_id, location, previous, stop)
+        worker = self._provision(self._order.order_id, location, previous.chip_uid, stop,
+                                 previous.verdict is Verdict.failed)
         self._board_workers[worker] = location
 
     def _stop_waiting(self) -> int:
@@ -392,11 +393,12 @@ class StationApp(App[int]):
 
     @work(thread=True, group=BOARD_GROUP, exit_on_error=False)
     def _provision(self, order_id: str, location: str, previous_chip_uid: str | None,
-                   wait: threading.Event | None) -> None:
+                   wait: threading.Event | None, retry_same: bool) -> None:
         connect = self._boards[location]
         listener = BoardListener(self)
         if wait is not None and not self._runner.await_next_board(
-                order_id, location, connect, previous_chip_uid, listener, wait):
+                order_id, location, connect, previous_chip_uid, listener, wait,
+                retry_same=retry_same):
             return
         self._runner.provision_board(order_id, location, connect, listener)
 
