@@ -1,8 +1,10 @@
-"""Grant throughput and latency: 32 stations over mutual TLS on loopback, SQLite vs PostgreSQL.
+"""Grant throughput and latency: 32 stations over mutual TLS on loopback, SQLite vs PostgreSQL,
+site keys in files vs on a SoftHSM2 PKCS#11 token.
 
 Run: python benchmarks/site.py [--grants-per-station N] [--workers W] [--client-processes P]
-     [--skip-postgresql]
-Prints grants/s, p50/p99 latency and duplicate counts per engine, and the ratio between them.
+     [--skip-postgresql] [--keys files|pkcs11|both]
+Prints grants/s, p50/p99 latency, site CPU per grant and duplicate counts per engine and key
+provider, and the ratios between them (``--keys pkcs11`` runs file keys too, as the peer).
 The site runs in its own process(es); the stations run as threads spread over P client
 processes, so client-side Python does not share one interpreter lock with 32 stations.
 """
@@ -10,6 +12,7 @@ processes, so client-side Python does not share one interpreter lock with 32 sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import secrets
@@ -28,15 +31,19 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 from psycopg import sql
 from sqlalchemy import func, select
 
 from provisioner.crypto.bundle import open_bundle
+from provisioner.crypto.secret import Secret
+from provisioner.hsm.pin import PIN_ENV
 from provisioner.site import admin, catalogue
 from provisioner.site.confirmation import confirm_enrolment
 from provisioner.site.context import open_site
 from provisioner.site.db.models import Device, Grant
+from provisioner.site.keyprovider.config import TokenConfig
 from provisioner.site.sitedir import SiteDir
 from provisioner.wire import EnrolmentConfirmation
 
@@ -44,17 +51,25 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = "stm32f103c8"
 STATIONS = 32
 PIN = "4711-2342"
+TOKEN_PIN = "bench-0000"
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
 @dataclass(frozen=True)
 class Result:
     engine: str
+    keys: str
     grants: int
     refused: int
     seconds: float
     p50_ms: float
     p99_ms: float
     duplicates: int
+    cpu_s: float
+
+    @property
+    def cpu_ms_per_grant(self) -> float:
+        return self.cpu_s * 1000 / max(self.grants, 1)
 
     @property
     def rate(self) -> float:
@@ -82,8 +97,34 @@ class Identity:
         return context
 
 
-def _setup(root: Path, db_url: str | None, quantity: int) -> list[Identity]:
-    admin.init_site(root, site_name="bench", db_url=db_url)
+@contextmanager
+def _softhsm_token(work: Path) -> Iterator[TokenConfig]:
+    """A SoftHSM2 token of this run's own (SOFTHSM2_CONF in a temp dir), PIN in the env."""
+    tokens = work / "tokens"
+    tokens.mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n", encoding="utf-8")
+    saved = {name: os.environ.get(name) for name in ("SOFTHSM2_CONF", PIN_ENV)}
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    os.environ[PIN_ENV] = TOKEN_PIN
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "bench",
+                    "--pin", TOKEN_PIN, "--so-pin", "bench-so-0000"], check=True,
+                   capture_output=True)
+    try:
+        yield TokenConfig(module=SOFTHSM_MODULE, token_label="bench")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _setup(root: Path, db_url: str | None, quantity: int,
+           token: TokenConfig | None) -> list[Identity]:
+    admin.init_site(root, site_name="bench", db_url=db_url, token=token,
+                    pin=Secret(TOKEN_PIN.encode()) if token else None)
     ctx = open_site(root)
     identities = []
     try:
@@ -107,8 +148,20 @@ def _setup(root: Path, db_url: str | None, quantity: int) -> list[Identity]:
     return identities
 
 
+def _cpu_s(process: psutil.Process) -> float:
+    """User + system CPU of the site process and its worker processes."""
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 @contextmanager
-def _serve(root: Path, port: int, workers: int) -> Iterator[str]:
+def _serve(root: Path, port: int, workers: int) -> Iterator[tuple[str, psutil.Process]]:
     command = [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
                "--site-dir", str(root), "serve", "--port", str(port),
                "--workers", str(workers)]
@@ -124,7 +177,7 @@ def _serve(root: Path, port: int, workers: int) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("site server did not start") from None
                 time.sleep(0.2)
-        yield url
+        yield url, psutil.Process(process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -156,11 +209,15 @@ def _client(url: str, identities: list[Identity], count: int, barrier: Barrier,
 
 
 def run(engine: str, db_url: str | None, per_station: int, workers: int,
-        processes: int) -> Result:
-    with tempfile.TemporaryDirectory() as tmp:
+        processes: int, keys: str) -> Result:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        token = None
+        if keys == "pkcs11":
+            (Path(tmp) / "hsm").mkdir()
+            token = stack.enter_context(_softhsm_token(Path(tmp) / "hsm"))
         root = Path(tmp) / "site"
-        identities = _setup(root, db_url, STATIONS * per_station)
-        with _serve(root, _free_port(), workers) as url:
+        identities = _setup(root, db_url, STATIONS * per_station, token)
+        with _serve(root, _free_port(), workers) as (url, server):
             spawn = multiprocessing.get_context("spawn")
             barrier = spawn.Barrier(STATIONS + 1)
             queue: multiprocessing.Queue[list[float]] = spawn.Queue()
@@ -173,8 +230,10 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
                 client.start()
             barrier.wait(timeout=120)
             start = time.perf_counter()
+            cpu_start = _cpu_s(server)
             answers = [latency for _ in clients for latency in queue.get(timeout=600)]
             seconds = time.perf_counter() - start
+            cpu = _cpu_s(server) - cpu_start
             for client in clients:
                 client.join(timeout=30)
         ctx = open_site(root)
@@ -187,8 +246,9 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
             ctx.close()
         latencies = [latency for latency in answers if latency >= 0]
         cuts = statistics.quantiles(latencies, n=100)
-        return Result(engine, grants, len(answers) - len(latencies), seconds, cuts[49] * 1000,
-                      cuts[98] * 1000, duplicates=(devices - chips) + (grants - devices))
+        return Result(engine, keys, grants, len(answers) - len(latencies), seconds,
+                      cuts[49] * 1000, cuts[98] * 1000,
+                      duplicates=(devices - chips) + (grants - devices), cpu_s=cpu)
 
 
 @contextmanager
@@ -214,20 +274,42 @@ def main() -> None:
                         help="processes the 32 station threads are spread over")
     parser.add_argument("--skip-postgresql", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--keys", choices=["files", "pkcs11", "both"], default="files",
+                        help="site key provider; pkcs11 also runs files as the peer")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per configuration, alternating providers; medians shown")
     args = parser.parse_args()
     per, procs = args.grants_per_station, args.client_processes
-    results = [] if args.skip_sqlite else [run("sqlite", None, per, args.sqlite_workers, procs)]
-    if not args.skip_postgresql:
-        with _postgres() as url:
-            results.append(run("postgresql", url, per, args.workers, procs))
+    providers = ["files"] if args.keys == "files" else ["files", "pkcs11"]
+    runs: dict[tuple[str, str], list[Result]] = {}
+    for _ in range(args.repeat):
+        # Alternate providers so a change in machine load hits both alike.
+        for keys in providers:
+            if not args.skip_sqlite:
+                runs.setdefault(("sqlite", keys), []).append(
+                    run("sqlite", None, per, args.sqlite_workers, procs, keys))
+            if not args.skip_postgresql:
+                with _postgres() as url:
+                    runs.setdefault(("postgresql", keys), []).append(
+                        run("postgresql", url, per, args.workers, procs, keys))
+    results = [sorted(group, key=lambda r: r.rate)[(len(group) - 1) // 2]
+               for group in runs.values()]
     print(f"{STATIONS} stations in {procs} client processes, {per} grants each; workers: "
-          f"sqlite {args.sqlite_workers}, postgresql {args.workers}")
+          f"sqlite {args.sqlite_workers}, postgresql {args.workers}; median of {args.repeat}")
     for r in results:
-        print(f"{r.engine:<11} {r.rate:8.1f} grants/s  p50 {r.p50_ms:6.1f} ms  "
-              f"p99 {r.p99_ms:6.1f} ms  granted {r.grants}  refused {r.refused}  "
-              f"duplicates {r.duplicates}")
-    if len(results) == 2:
-        print(f"postgresql/sqlite throughput ratio: {results[1].rate / results[0].rate:.2f}")
+        print(f"{r.engine:<11} {r.keys:<7} {r.rate:8.1f} grants/s  p50 {r.p50_ms:6.1f} ms  "
+              f"p99 {r.p99_ms:6.1f} ms  site CPU {r.cpu_ms_per_grant:5.2f} ms/grant  "
+              f"granted {r.grants}  refused {r.refused}  duplicates {r.duplicates}")
+    by = {(r.engine, r.keys): r for r in results}
+    for engine in ("sqlite", "postgresql"):
+        files, token = by.get((engine, "files")), by.get((engine, "pkcs11"))
+        if files and token:
+            print(f"{engine}: pkcs11/files throughput {token.rate / files.rate:.2f}, "
+                  f"CPU per grant {token.cpu_ms_per_grant / files.cpu_ms_per_grant:.2f} "
+                  f"(token cost {100 * (1 - token.rate / files.rate):.1f} % of throughput)")
+    if ("sqlite", "files") in by and ("postgresql", "files") in by:
+        print(f"postgresql/sqlite throughput ratio (files): "
+              f"{by['postgresql', 'files'].rate / by['sqlite', 'files'].rate:.2f}")
 
 
 if __name__ == "__main__":

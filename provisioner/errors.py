@@ -49,6 +49,8 @@ ProvisionerError
 │  └─ InvalidRequest          invalid_request
 ├─ IllegalTransition(state, event)
 ├─ StationConfigError(path, reason)   station data directory missing, not enrolled, invalid
+├─ TokenError (provisioner.hsm.errors) ─ ModuleLoadError, TokenNotFound, WrongTokenPin,
+│                                         PinUnavailable, TokenKeyMissing, TokenKeyUnsafe, …
 └─ AuditError ─ ChainBroken(seq, kind), AuditDataRefused(key_path, reason)
 ```
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from provisioner.errors import AuditDataRefused, AuditError, BadSignature, ChainBroken
 
 if TYPE_CHECKING:
-    from provisioner.crypto.signing import SigningKey, VerifyKey
+    from provisioner.crypto.signing import Signer, VerifyKey
 
 JSON: TypeAlias = "bool | int | str | list[JSON] | dict[str, JSON] | None"
 
@@ -59,6 +59,8 @@ class AuditEvent(StrEnum):
     alarm_enrolment_reused = "alarm_enrolment_reused"
     alarm_station_cloned = "alarm_station_cloned"
     alarm_firmware_profile_mismatch = "alarm_firmware_profile_mismatch"
+    site_keys_migrated = "site_keys_migrated"
+    site_key_files_shredded = "site_key_files_shredded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,7 @@ def build_entry(
     actor: str,
     event: str,
     data: Mapping[str, object],
-    signer: SigningKey,
+    signer: Signer,
 ) -> AuditEntry:
     """Build the entry following ``prev`` (or the first, seq 1), hashed and signed by ``signer``.
 

@@ -20,7 +20,7 @@ from provisioner.audit.chain import GENESIS_HASH, JSON, AuditEntry, canonical_js
 from provisioner.errors import AuditError
 
 if TYPE_CHECKING:
-    from provisioner.crypto.signing import SigningKey
+    from provisioner.crypto.signing import Signer
 
 EXPORT_FORMAT = "provisioner-audit-export/1"
 ENTRIES_MEMBER = "entries.jsonl"
@@ -60,7 +60,7 @@ def _add_member(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
 
 
 def write_export(
-    path: Path | str, entries: Iterable[AuditEntry], signer: SigningKey, *, site_name: str
+    path: Path | str, entries: Iterable[AuditEntry], signer: Signer, *, site_name: str
 ) -> None:
     """Verify ``entries`` under ``signer``'s public key and write them as an export tar.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -22,6 +23,18 @@ KEY_SIZE_BYTES = 32
 NONCE_SIZE_BYTES = 12
 TAG_SIZE_BYTES = 16
 OVERHEAD_BYTES = 1 + NONCE_SIZE_BYTES + TAG_SIZE_BYTES
+
+
+class Aead(Protocol):
+    """An AES-256-GCM cipher with ``AESGCM``'s interface: in-process, or a key on a token."""
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
+        """Return ciphertext ‖ tag."""
+        ...
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
+        """Return the plaintext; raise ``cryptography.exceptions.InvalidTag`` on failure."""
+        ...
 
 
 def _aead(key: Secret | bytes | bytearray) -> AESGCM:
@@ -43,13 +56,30 @@ def encrypt(
     Raises:
         CryptoError: the key is not 32 bytes.
     """
+    return encrypt_with(_aead(key), plaintext, aad, rng=rng)
+
+
+def encrypt_with(
+    cipher: Aead, plaintext: bytes | bytearray, aad: bytes, *,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> bytes:
+    """Encrypt into the envelope format with any ``Aead`` (the one place the format is made)."""
     nonce = rng(NONCE_SIZE_BYTES)
     header = bytes([VERSION])
-    return header + nonce + _aead(key).encrypt(nonce, bytes(plaintext), header + aad)
+    return header + nonce + cipher.encrypt(nonce, bytes(plaintext), header + aad)
 
 
 def decrypt(key: Secret | bytes | bytearray, blob: bytes, aad: bytes) -> bytearray:
     """Return the plaintext of an ``encrypt`` envelope (caller wipes it).
+
+    Raises:
+        DecryptError: wrong key, wrong ``aad``, modified, truncated or unknown version.
+    """
+    return decrypt_with(_aead(key), blob, aad)
+
+
+def decrypt_with(cipher: Aead, blob: bytes, aad: bytes) -> bytearray:
+    """Return the plaintext of an envelope under any ``Aead`` (caller wipes it).
 
     Raises:
         DecryptError: wrong key, wrong ``aad``, modified, truncated or unknown version.
@@ -60,7 +90,7 @@ def decrypt(key: Secret | bytes | bytearray, blob: bytes, aad: bytes) -> bytearr
         raise DecryptError(f"envelope version {blob[0]} unsupported (expected {VERSION})")
     nonce = blob[1 : 1 + NONCE_SIZE_BYTES]
     try:
-        plain = _aead(key).decrypt(nonce, blob[1 + NONCE_SIZE_BYTES :], blob[:1] + aad)
+        plain = cipher.decrypt(nonce, blob[1 + NONCE_SIZE_BYTES :], blob[:1] + aad)
     except InvalidTag as exc:
         raise DecryptError("envelope authentication failed (wrong key, AAD or modified)") from exc
     return bytearray(plain)
@@ -77,7 +107,7 @@ def derive_key(
 
 def wrap(master_key: Secret | bytes | bytearray, plaintext: bytes | bytearray, aad: bytes) -> bytes:
     """Encrypt a secret under the site master key in a labelled envelope (for storage at rest)."""
-    return encrypt(master_key, plaintext, WRAP_LABEL + aad)
+    return wrap_with(_aead(master_key), plaintext, aad)
 
 
 def unwrap(master_key: Secret | bytes | bytearray, blob: bytes, aad: bytes) -> Secret:
@@ -86,7 +116,21 @@ def unwrap(master_key: Secret | bytes | bytearray, blob: bytes, aad: bytes) -> S
     Raises:
         DecryptError: wrong master key, wrong ``aad`` or a modified blob.
     """
-    plain = decrypt(master_key, blob, WRAP_LABEL + aad)
+    return unwrap_with(_aead(master_key), blob, aad)
+
+
+def wrap_with(cipher: Aead, plaintext: bytes | bytearray, aad: bytes) -> bytes:
+    """``wrap`` under any ``Aead`` (a master key on a token)."""
+    return encrypt_with(cipher, plaintext, WRAP_LABEL + aad)
+
+
+def unwrap_with(cipher: Aead, blob: bytes, aad: bytes) -> Secret:
+    """``unwrap`` under any ``Aead``.
+
+    Raises:
+        DecryptError: wrong master key, wrong ``aad`` or a modified blob.
+    """
+    plain = decrypt_with(cipher, blob, WRAP_LABEL + aad)
     try:
         return Secret(plain)
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -136,3 +138,22 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(key_id={self.key_id})"
+
+
+class Signer(Protocol):
+    """What signs for the site (audit entries, firmware records, manifests): a ``SigningKey``
+    in memory or an Ed25519 key on a PKCS#11 token. Signatures are pure Ed25519 (RFC 8032)."""
+
+    @property
+    def verify_key(self) -> VerifyKey:
+        """The public half."""
+        ...
+
+    @property
+    def key_id(self) -> str:
+        """The key id of ``verify_key``."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """Return the 64-byte signature over ``data``."""
+        ...

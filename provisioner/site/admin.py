@@ -11,18 +11,19 @@ from sqlalchemy import select
 
 from provisioner.audit.chain import AuditEvent, verify_chain
 from provisioner.audit.export import write_export
-from provisioner.crypto import envelope
 from provisioner.crypto.keystream import generate_seed
 from provisioner.crypto.pins import hash_pin
 from provisioner.crypto.secret import Secret
-from provisioner.crypto.signing import SigningKey
 from provisioner.errors import InvalidRequest, StationInactive
+from provisioner.hsm.errors import TokenError
 from provisioner.site import keys
 from provisioner.site.context import SiteContext, open_site, seed_aad, transport_aad, utc_now
 from provisioner.site.db import migrate, repo
 from provisioner.site.db.engine import make_engine, sqlite_url, transaction
 from provisioner.site.db.models import Operator, Station
 from provisioner.site.enrolment import new_passphrase, seal_station_bundle
+from provisioner.site.keyprovider.config import TokenConfig
+from provisioner.site.keyprovider.setup import create_file_keys, create_token_keys
 from provisioner.site.sessions import sign_out_all
 from provisioner.site.sitedir import SiteDir, SiteDirError, SiteSettings
 
@@ -42,11 +43,16 @@ class InitResult:
 def init_site(
     site_dir: Path, *, site_name: str = "site", db_url: str | None = None,
     hosts: tuple[str, ...] = (), now: datetime | None = None,
+    token: TokenConfig | None = None, pin: Secret | None = None,
 ) -> InitResult:
     """Create a site: settings, migrated DB, master key, Ed25519 key, CA, server certificate.
 
+    With ``token`` the three keys are created (or adopted) on that PKCS#11 token, logged in
+    with ``pin``; otherwise they are 0600 files in ``site_dir``.
+
     Raises:
         SiteDirError: the directory already holds a site.
+        TokenError: module, token, PIN or key problem.
     """
     paths = SiteDir(site_dir)
     if paths.settings.exists():
@@ -60,27 +66,26 @@ def init_site(
         migrate.upgrade(engine)
     finally:
         engine.dispose()
-    keys.create_master_key(paths.master_key)
-    signer = SigningKey.generate()
-    with signer.to_pem() as pem:
-        keys.write_private_file(paths.signing_key, pem.reveal())
-    ca = keys.create_ca(site_name, moment)
-    server = keys.issue_server_cert(ca, site_name, list(hosts), moment)
-    paths.ca_cert.write_bytes(ca.cert_pem)
-    paths.server_cert.write_bytes(server.cert_pem)
-    keys.write_private_file(paths.ca_key, ca.key_pem.reveal())
-    keys.write_private_file(paths.server_key, server.key_pem.reveal())
-    ca.key_pem.wipe()
-    server.key_pem.wipe()
+    if token is None:
+        create_file_keys(paths, site_name, moment)
+    elif pin is None:
+        raise TokenError("a PKCS#11 site needs the token PIN")
+    else:
+        create_token_keys(paths, token, pin, site_name, moment)
     paths.bundles.mkdir(mode=0o700, exist_ok=True)
     paths.write_settings(settings)
-    result = InitResult(keys.fingerprint(ca.cert), keys.fingerprint(server.cert), signer.key_id)
-    ctx = open_site(site_dir, clock=lambda: moment)
+    ctx = open_site(site_dir, clock=lambda: moment, pin=pin)
     try:
+        server = keys.issue_server_cert(ctx.keys.ca, site_name, list(hosts), moment)
+        paths.server_cert.write_bytes(server.cert_pem)
+        keys.write_private_file(paths.server_key, server.key_pem.reveal())
+        server.key_pem.wipe()
+        result = InitResult(keys.fingerprint(ctx.keys.ca.cert), keys.fingerprint(server.cert),
+                            ctx.signer.key_id)
         audit(ctx, AuditEvent.site_initialised, {
             "site_name": site_name, "ca_fingerprint": result.ca_fingerprint,
-            "server_fingerprint": result.server_fingerprint, "key_id": signer.key_id,
-            "hosts": list(hosts),
+            "server_fingerprint": result.server_fingerprint, "key_id": result.signing_key_id,
+            "hosts": list(hosts), "keys": "pkcs11" if token else "files",
         })
     finally:
         ctx.close()
@@ -111,22 +116,19 @@ def add_station(
     """Enrol a station: seed, transport key, client certificate, sealed bundle, audit entry."""
     paths = SiteDir(site_dir)
     now = ctx.clock()
-    ca = keys.load_issued(paths.ca_cert, paths.ca_key)
+    ca = ctx.keys.ca
     client = keys.issue_station_cert(ca, ctx.site_name, station_id, now)
-    ca.key_pem.wipe()
     passphrase = new_passphrase()
     target = bundle_path or paths.bundles / f"{station_id}.bundle"
     with generate_seed() as seed, Secret(os.urandom(32)) as transport_key:
         station = Station(
             station_id=station_id, cert_fingerprint=keys.fingerprint(client.cert),
-            wrapped_seed=envelope.wrap(ctx.master_key, seed.reveal(), seed_aad(station_id)),
-            wrapped_transport_key=envelope.wrap(
-                ctx.master_key, transport_key.reveal(), transport_aad(station_id)
-            ),
+            wrapped_seed=ctx.keys.wrap(seed.reveal(), seed_aad(station_id)),
+            wrapped_transport_key=ctx.keys.wrap(transport_key.reveal(), transport_aad(station_id)),
             next_index=0, status="pending", created_at=now,
         )
         blob = seal_station_bundle(
-            station_id=station_id, site_url=site_url, ca_cert_pem=ca.cert_pem,
+            station_id=station_id, site_url=site_url, ca_cert_pem=paths.ca_cert.read_bytes(),
             client_cert_pem=client.cert_pem, client_key_pem=client.key_pem, seed=seed,
             transport_key=transport_key, passphrase=passphrase, scrypt_n=scrypt_n,
         )

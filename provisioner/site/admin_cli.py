@@ -16,6 +16,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.prompts import read_secret
 from provisioner.site import admin, catalogue
 from provisioner.site.context import SiteContext, open_site
+from provisioner.site.keys_cli import keys_group, site_pin_prompt, token_config, token_options
 from provisioner.site.sitedir import DEFAULT_SITE_DIR
 
 P = ParamSpec("P")
@@ -42,7 +43,7 @@ def _site_dir() -> Path:
 
 @contextmanager
 def _site() -> Iterator[SiteContext]:
-    ctx = open_site(_site_dir())
+    ctx = open_site(_site_dir(), pin_prompt=site_pin_prompt())
     try:
         yield ctx
     finally:
@@ -61,13 +62,25 @@ def site_group(site_dir: Path) -> None:
 @click.option("--name", "site_name", default="site", show_default=True, help="Site name.")
 @click.option("--db", "db_url", default=None, help="Database URL (default: SQLite in the dir).")
 @click.option("--host", "hosts", multiple=True, help="Extra host name/IP for the TLS cert.")
+@token_options
 @_translated
-def init_command(site_name: str, db_url: str | None, hosts: tuple[str, ...]) -> None:
-    """Create the database, master key, manufacturer signing key, site CA and TLS certificate."""
-    result = admin.init_site(_site_dir(), site_name=site_name, db_url=db_url, hosts=hosts)
+def init_command(site_name: str, db_url: str | None, hosts: tuple[str, ...],
+                 pkcs11_module: Path | None, token_label: str | None,
+                 pin_file: Path | None) -> None:
+    """Create the database, master key, manufacturer signing key, site CA and TLS certificate.
+
+    With --pkcs11-module the three keys are created (or adopted) on the token instead.
+    """
+    chosen = token_config(pkcs11_module, token_label, pin_file)
+    token, pin = chosen if chosen else (None, None)
+    result = admin.init_site(_site_dir(), site_name=site_name, db_url=db_url, hosts=hosts,
+                             token=token, pin=pin)
     click.echo(f"site CA              sha256 {result.ca_fingerprint}")
     click.echo(f"TLS server cert      sha256 {result.server_fingerprint}")
     click.echo(f"manufacturer key id  {result.signing_key_id}")
+
+
+site_group.add_command(keys_group)
 
 
 @site_group.group("station")
@@ -298,4 +311,5 @@ def serve_command(host: str, port: int, workers: int, db_url: str | None) -> Non
     """Serve the station API over TLS 1.2+ (client certificates verified against the site CA)."""
     from provisioner.site.server import serve
 
-    serve(_site_dir(), host=host, port=port, workers=workers, db_url=db_url)
+    serve(_site_dir(), host=host, port=port, workers=workers, db_url=db_url,
+          pin_prompt=site_pin_prompt())

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from hex_generator import emit_ihex, load, patch
 from provisioner.audit.chain import AuditEvent
-from provisioner.crypto import envelope
 from provisioner.errors import (
     FirmwareProfileMismatch,
     InvalidRequest,
@@ -82,7 +81,7 @@ def add_firmware(
         firmware_id=firmware_id, kind=kind.value, product=product, version=version,
         profile=profile, sha256=digest, signature=signature, key_id=ctx.signer.key_id,
         size_bytes=len(text),
-        wrapped_bytes=envelope.wrap(ctx.master_key, text, firmware_aad(firmware_id)),
+        wrapped_bytes=ctx.keys.wrap(text, firmware_aad(firmware_id)),
         created_at=ctx.clock(),
     )
     with transaction(ctx.factory) as session:

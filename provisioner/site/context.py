@@ -1,4 +1,4 @@
-"""A running site's state: database, master key, signer, clock and per-process caches."""
+"""A running site's state: database, key provider, signer, clock and per-process caches."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hex_generator import Image, parse_ihex
 from hw_profiles import Profile, load_profile
-from provisioner.crypto.envelope import unwrap
 from provisioner.crypto.keystream import KeyStream
 from provisioner.crypto.secret import Secret
-from provisioner.crypto.signing import SigningKey
+from provisioner.crypto.signing import Signer
+from provisioner.hsm.pin import PinPrompt
 from provisioner.site.db.engine import make_engine, make_session_factory
-from provisioner.site.keys import load_master_key
+from provisioner.site.keyprovider.base import SiteKeys
+from provisioner.site.keyprovider.setup import open_site_keys
 from provisioner.site.sitedir import SiteDir
 
 Clock = Callable[[], datetime]
@@ -56,8 +57,8 @@ class KeyStreams:
     wrapped seed and fast-forwards (SP 800-90A HMAC_DRBG cannot run backwards).
     """
 
-    def __init__(self, master_key: Secret) -> None:
-        self._master_key = master_key
+    def __init__(self, site_keys: SiteKeys) -> None:
+        self._keys = site_keys
         self._streams: dict[str, KeyStream] = {}
         self._lock = threading.Lock()
 
@@ -68,7 +69,7 @@ class KeyStreams:
         with self._lock:
             stream = self._streams.pop(station_id, None)
         if stream is None or stream.next_index > drbg_index:
-            with unwrap(self._master_key, wrapped_seed, seed_aad(station_id)) as seed:
+            with self._keys.unwrap(wrapped_seed, seed_aad(station_id)) as seed:
                 stream = KeyStream.from_seed(seed, station_id)
         key = stream.key_at(drbg_index, key_size_bytes)
         with self._lock:
@@ -87,8 +88,8 @@ class Template:
 class FirmwareCache:
     """Per-process cache of unwrapped firmware and loaded profiles (the site is trusted)."""
 
-    def __init__(self, master_key: Secret) -> None:
-        self._master_key = master_key
+    def __init__(self, site_keys: SiteKeys) -> None:
+        self._keys = site_keys
         self._firmware: dict[str, Template] = {}
         self._profiles: dict[str, Profile] = {}
         self._lock = threading.Lock()
@@ -103,7 +104,7 @@ class FirmwareCache:
         found = self.cached(firmware_id)
         if found is not None:
             return found
-        with unwrap(self._master_key, wrapped_bytes, firmware_aad(firmware_id)) as plain:
+        with self._keys.unwrap(wrapped_bytes, firmware_aad(firmware_id)) as plain:
             text = bytes(plain.reveal())
         template = Template(parse_ihex(text.decode("ascii"), source=firmware_id), text)
         with self._lock:
@@ -128,32 +129,40 @@ class SiteContext:
     site_name: str
     engine: Engine
     factory: sessionmaker[Session]
-    master_key: Secret
-    signer: SigningKey
+    keys: SiteKeys
     clock: Clock
     keystreams: KeyStreams
     firmware: FirmwareCache
 
+    @property
+    def signer(self) -> Signer:
+        """The manufacturer key: every signature the site makes goes through it."""
+        return self.keys.signer
+
     def close(self) -> None:
-        """Dispose of the engine and wipe the master key."""
+        """Dispose of the engine and close the key provider (wipes or logs out)."""
         self.engine.dispose()
-        self.master_key.wipe()
+        self.keys.close()
 
 
-def open_site(site_dir: Path, *, clock: Clock = utc_now, db_url: str | None = None) -> SiteContext:
-    """Open an initialised site directory (``db_url`` overrides the one in site.json)."""
+def open_site(
+    site_dir: Path, *, clock: Clock = utc_now, db_url: str | None = None,
+    pin: Secret | None = None, pin_prompt: PinPrompt | None = None,
+) -> SiteContext:
+    """Open an initialised site directory (``db_url`` overrides the one in site.json).
+
+    A token site is logged in with ``pin``, else the PIN file, environment or ``pin_prompt``.
+    """
     paths = SiteDir(site_dir)
     settings = paths.read_settings()
+    site_keys = open_site_keys(paths.root, pin=pin, pin_prompt=pin_prompt)
     engine = make_engine(db_url or settings.db_url)
-    master_key = load_master_key(paths.master_key)
-    signer = SigningKey.from_pem(paths.signing_key.read_bytes())
     return SiteContext(
         site_name=settings.site_name,
         engine=engine,
         factory=make_session_factory(engine),
-        master_key=master_key,
-        signer=signer,
+        keys=site_keys,
         clock=clock,
-        keystreams=KeyStreams(master_key),
-        firmware=FirmwareCache(master_key),
+        keystreams=KeyStreams(site_keys),
+        firmware=FirmwareCache(site_keys),
     )

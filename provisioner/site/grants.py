@@ -98,7 +98,7 @@ def _prepare(
         station.station_id, station.wrapped_seed, drbg_index, profile.key_size_bytes
     ) as key:
         patched = patch(template.image, layout, device_id, key.reveal())
-        wrapped = envelope.wrap(ctx.master_key, key.reveal(), device_key_aad(device_id, drbg_index))
+        wrapped = ctx.keys.wrap(key.reveal(), device_key_aad(device_id, drbg_index))
     try:
         digest = patched.sha256(layout.image_start, layout.image_end, layout.fill_byte).hex()
     finally:
@@ -113,8 +113,8 @@ def _seal(
     """Build a grant's response, sealing its firmware under the station's transport key."""
     profile = ctx.firmware.profile(order.profile)
     sealed: dict[str, str | None] = {"template": None, "application": None}
-    with envelope.unwrap(
-        ctx.master_key, station.wrapped_transport_key, transport_aad(station.station_id)
+    with ctx.keys.unwrap(
+        station.wrapped_transport_key, transport_aad(station.station_id)
     ) as transport_key:
         for kind, firmware_id in (("template", order.bootloader_id),
                                   ("application", order.application_id)):

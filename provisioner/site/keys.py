@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -71,6 +72,22 @@ def load_master_key(path: Path) -> Secret:
         data[:] = bytes(len(data))
 
 
+class CaSigner(Protocol):
+    """The site CA: its certificate, and signing a certificate builder with its key.
+
+    Implemented by ``IssuedCert`` (key PEM in memory) and by a CA key on a PKCS#11 token.
+    """
+
+    @property
+    def cert(self) -> x509.Certificate:
+        """The CA certificate."""
+        ...
+
+    def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Sign ``builder`` (ECDSA P-256 with SHA-256) and return the certificate."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedCert:
     """A certificate and the PEM of its private key (held in a Secret)."""
@@ -82,6 +99,13 @@ class IssuedCert:
     def cert_pem(self) -> bytes:
         """The certificate in PEM."""
         return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Sign ``builder`` with this certificate's key (a CA key held in memory)."""
+        key = serialization.load_pem_private_key(bytes(self.key_pem.reveal()), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError("the site CA key must be an EC key")
+        return builder.sign(key, hashes.SHA256())
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -114,14 +138,22 @@ def _name(common_name: str, site_name: str) -> x509.Name:
 
 
 def create_ca(site_name: str, now: datetime) -> IssuedCert:
-    """Create the self-signed site CA (ECDSA P-256, path length 0)."""
+    """Create the self-signed site CA (ECDSA P-256, path length 0) with a key in memory."""
     key = ec.generate_private_key(ec.SECP256R1())
+    cert = ca_builder(site_name, now, key.public_key()).sign(key, hashes.SHA256())
+    return IssuedCert(cert, _key_pem(key))
+
+
+def ca_builder(
+    site_name: str, now: datetime, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
+    """The self-signed site CA certificate for ``public_key``, ready to be signed."""
     name = _name(f"{site_name} site CA", site_name)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _BACKDATE)
         .not_valid_after(now + CA_LIFETIME)
@@ -134,22 +166,20 @@ def create_ca(site_name: str, now: datetime) -> IssuedCert:
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    return IssuedCert(cert, _key_pem(key))
 
 
 def _issue(
-    ca: IssuedCert,
+    ca: CaSigner,
     common_name: str,
     site_name: str,
     now: datetime,
     usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName],
 ) -> IssuedCert:
-    ca_key = serialization.load_pem_private_key(bytes(ca.key_pem.reveal()), password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+    ca_public = ca.cert.public_key()
+    if not isinstance(ca_public, ec.EllipticCurvePublicKey):
         raise TypeError("the site CA key must be an EC key")
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
@@ -163,13 +193,13 @@ def _issue(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_public),
             critical=False,
         )
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return IssuedCert(builder.sign(ca_key, hashes.SHA256()), _key_pem(key))
+    return IssuedCert(ca.sign(builder), _key_pem(key))
 
 
 def _san(host: str) -> x509.GeneralName:
@@ -180,7 +210,7 @@ def _san(host: str) -> x509.GeneralName:
 
 
 def issue_server_cert(
-    ca: IssuedCert, site_name: str, hosts: list[str], now: datetime
+    ca: CaSigner, site_name: str, hosts: list[str], now: datetime
 ) -> IssuedCert:
     """Issue the site's TLS server certificate for localhost, 127.0.0.1 and ``hosts``."""
     names = list(dict.fromkeys(["localhost", "127.0.0.1", *hosts]))
@@ -191,7 +221,7 @@ def issue_server_cert(
 
 
 def issue_station_cert(
-    ca: IssuedCert, site_name: str, station_id: str, now: datetime
+    ca: CaSigner, site_name: str, station_id: str, now: datetime
 ) -> IssuedCert:
     """Issue a station's TLS client certificate (CN = station id)."""
     return _issue(ca, station_id, site_name, now, ExtendedKeyUsageOID.CLIENT_AUTH, [])

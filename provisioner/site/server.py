@@ -14,8 +14,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from provisioner.errors import ProvisionerError
+from provisioner.hsm.pin import PinPrompt
 from provisioner.site.app import create_app
 from provisioner.site.context import Clock, SiteContext, open_site, utc_now
+from provisioner.site.keyprovider.setup import check_site_keys
 from provisioner.site.serve_log import log_config
 from provisioner.site.sitedir import SiteDir
 from provisioner.site.tls import TlsH11Protocol, harden
@@ -55,15 +57,20 @@ def _config(app: FastAPI, paths: SiteDir, host: str, port: int) -> uvicorn.Confi
 
 def serve(
     site_dir: Path, *, host: str = "127.0.0.1", port: int = 8443, workers: int = 1,
-    db_url: str | None = None,
+    db_url: str | None = None, pin_prompt: PinPrompt | None = None,
 ) -> None:
     """Run the site until interrupted (``workers`` > 1 forks worker processes).
 
     Prints "listening on https://HOST:PORT", one access line per request and "stopped" on
     stderr (``serve_log``).
+
+    A token site is opened here once to check module, token, PIN and keys; each worker
+    then opens the token once itself (the PIN reaches workers as ``$PROVISIONER_PKCS11_PIN``
+    when it was typed at the prompt).
     """
     paths = SiteDir(site_dir.resolve())
     paths.read_settings()
+    check_site_keys(paths.root, pin_prompt)
     os.environ[SITE_DIR_ENV] = str(paths.root)
     if db_url:
         os.environ[DB_URL_ENV] = db_url

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from provisioner.errors import ProvisionerError, SiteUnreachable
+from provisioner.hsm.pin import PIN_ENV as TOKEN_PIN_ENV
 from provisioner.prompts import read_secret
 from provisioner.station.events import ignore_events
 from provisioner.station.presence import Connector
@@ -34,9 +35,15 @@ def disable_core_dumps() -> None:
 @contextmanager
 def unlocked_station(data_dir: Path, passphrase_file: Path | None) -> Iterator[StationRunner]:
     """Unlock the station in ``data_dir`` and close it afterwards; errors become click errors."""
+    from provisioner.station.token_seal import token_config
     from provisioner.station.unlock import open_station
 
-    passphrase = read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase")
+    try:
+        on_token = token_config(data_dir) is not None
+    except ProvisionerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    passphrase = (read_secret(TOKEN_PIN_ENV, passphrase_file, "Token user PIN") if on_token else
+                  read_secret(STATION_PASSPHRASE_ENV, passphrase_file, "Station passphrase"))
     try:
         runner = open_station(data_dir, passphrase)
     except ProvisionerError as exc:
@@ -112,27 +119,38 @@ def station_group(ctx: click.Context, data_dir: Path, passphrase_file: Path | No
 @_passphrase_file_option
 @click.option("--one-time-passphrase-file", type=click.Path(dir_okay=False, exists=True,
               path_type=Path), help=f"Bundle passphrase file (else ${ENROL_PASSPHRASE_ENV}).")
+@click.option("--pkcs11-module", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Seal the station secrets on this PKCS#11 module's token instead of under "
+                   f"a passphrase (PIN: --passphrase-file, else ${TOKEN_PIN_ENV}, else a prompt).")
+@click.option("--token-label", default=None, help="Label of the station's token.")
 def enroll_command(bundle: Path, data_dir: Path, passphrase_file: Path | None,
-                   one_time_passphrase_file: Path | None) -> None:
+                   one_time_passphrase_file: Path | None, pkcs11_module: Path | None,
+                   token_label: str | None) -> None:
     """Enrol this station from BUNDLE, consuming its one-time enrolment at the site.
 
     Asks the one-time passphrase (checked at once), then a new station passphrase; the site
     confirms over mTLS, then the bundle file is overwritten and removed.
     """
     from provisioner.station import enrolment
+    from provisioner.station.token_seal import StationToken
 
+    if (pkcs11_module is None) != (token_label is None):
+        raise click.UsageError("--pkcs11-module and --token-label go together")
+    token = (StationToken(str(pkcs11_module.absolute()), token_label)
+             if pkcs11_module is not None and token_label is not None else None)
     try:
         enrolment.check_not_enrolled(data_dir)
         one_time = read_secret(ENROL_PASSPHRASE_ENV, one_time_passphrase_file,
                                "One-time bundle passphrase")
         opened_bundle = enrolment.open_enrolment_bundle(bundle, one_time)
         try:
-            new = read_secret(STATION_PASSPHRASE_ENV, passphrase_file,
-                              "New station passphrase", confirm=True)
+            new = (read_secret(TOKEN_PIN_ENV, passphrase_file, "Token user PIN") if token else
+                   read_secret(STATION_PASSPHRASE_ENV, passphrase_file,
+                               "New station passphrase", confirm=True))
         except BaseException:
             opened_bundle.wipe()
             raise
-        config = enrolment.enroll_bundle(opened_bundle, new, data_dir)
+        config = enrolment.enroll_bundle(opened_bundle, new, data_dir, token=token)
     except SiteUnreachable as exc:
         raise click.ClickException(
             f"{exc}; run the same command again to finish enrolling (it resumes the same "

@@ -22,6 +22,12 @@ from provisioner.errors import NotABundle, Refused, StationConfigError
 from provisioner.station.config import StationConfig, StationPaths
 from provisioner.station.keystore import KeyStore
 from provisioner.station.site_client import SiteClient, build_ssl_context
+from provisioner.station.token_seal import (
+    TOKEN_CONFIG_NAME,
+    TOKEN_SEALED_NAME,
+    StationToken,
+    seal_on_token,
+)
 from provisioner.wire import EnrolmentConfirmation, EnrolmentConfirmed
 
 MIN_PASSPHRASE_CHARS = 8
@@ -40,7 +46,8 @@ def check_not_enrolled(data_dir: Path) -> None:
     """
     paths = StationPaths(data_dir)
     interrupted = (data_dir / PENDING_NAME).exists()
-    if paths.config.exists() or (paths.secrets.exists() and not interrupted):
+    sealed = paths.secrets.exists() or (data_dir / TOKEN_SEALED_NAME).exists()
+    if paths.config.exists() or (sealed and not interrupted):
         raise StationConfigError(str(data_dir), "already enrolled (remove it to enrol again)")
 
 
@@ -95,8 +102,12 @@ def enroll_bundle(
     *,
     scrypt_n: int = 2**15,
     confirm: Confirm = confirm_at_site,
+    token: StationToken | None = None,
 ) -> StationConfig:
     """Enrol ``data_dir`` from an opened bundle; the bundle's secrets are wiped afterwards.
+
+    With ``token`` the secrets are sealed on that PKCS#11 token (``station.token-sealed``)
+    and ``station_passphrase`` is the token's user PIN.
 
     Writes ``station.sealed`` (0600, transport and TLS keys under ``station_passphrase``) and
     the DRBG working state encrypted under a key derived from the transport key
@@ -112,7 +123,7 @@ def enroll_bundle(
     paths = StationPaths(data_dir)
     try:
         check_not_enrolled(data_dir)
-        if len(station_passphrase) < MIN_PASSPHRASE_CHARS:
+        if token is None and len(station_passphrase) < MIN_PASSPHRASE_CHARS:
             raise StationConfigError(
                 str(data_dir),
                 f"station passphrase needs at least {MIN_PASSPHRASE_CHARS} characters",
@@ -133,11 +144,16 @@ def enroll_bundle(
         request_id = _request_id(data_dir)
         KeyStore.create(paths.keystream, config.station_id, bundle.transport_key,
                         bundle.drbg_state).close()
-        save_station_secrets(paths.secrets, sealed, station_passphrase, scrypt_n=scrypt_n)
+        if token is None:
+            save_station_secrets(paths.secrets, sealed, station_passphrase, scrypt_n=scrypt_n)
+        else:
+            with Secret(station_passphrase.encode()) as pin:
+                seal_on_token(data_dir, sealed, token, pin)
         try:
             confirm(bundle, request_id)
         except BaseException as exc:
-            for written in (paths.secrets, paths.keystream):
+            for written in (paths.secrets, paths.keystream, data_dir / TOKEN_SEALED_NAME,
+                            data_dir / TOKEN_CONFIG_NAME):
                 written.unlink(missing_ok=True)
             if isinstance(exc, Refused):
                 (data_dir / PENDING_NAME).unlink(missing_ok=True)
@@ -176,6 +192,7 @@ def enroll(
     *,
     scrypt_n: int = 2**15,
     confirm: Confirm = confirm_at_site,
+    token: StationToken | None = None,
 ) -> StationConfig:
     """Open the bundle, enrol ``data_dir`` from it, then destroy the bundle file.
 
@@ -186,6 +203,6 @@ def enroll(
     check_not_enrolled(data_dir)
     bundle = open_enrolment_bundle(bundle_path, one_time_passphrase)
     config = enroll_bundle(bundle, station_passphrase, data_dir, scrypt_n=scrypt_n,
-                           confirm=confirm)
+                           confirm=confirm, token=token)
     destroy_bundle(bundle_path)
     return config

@@ -13,12 +13,15 @@ from provisioner.station.journal import Journal
 from provisioner.station.keystore import KeyStore
 from provisioner.station.runner import StationRunner
 from provisioner.station.site_client import SiteClient, build_ssl_context
+from provisioner.station.token_seal import token_config, unseal_from_token
 
 
 def open_station(
     data_dir: Path, passphrase: str, *, transport: httpx.BaseTransport | None = None
 ) -> StationRunner:
     """Unseal the station in ``data_dir`` with ``passphrase`` (one scrypt) and return its runner.
+
+    A station sealed on a PKCS#11 token takes the token's user PIN as ``passphrase``.
 
     The key stream resumes at the most advanced of the write-ahead state file and one past the
     highest index in the journal.
@@ -29,7 +32,12 @@ def open_station(
     """
     paths = StationPaths(data_dir)
     config = StationConfig.load(paths.config)
-    secrets = load_station_secrets(paths.secrets, passphrase)
+    token = token_config(data_dir)
+    if token is None:
+        secrets = load_station_secrets(paths.secrets, passphrase)
+    else:
+        with Secret(passphrase.encode()) as pin:
+            secrets = unseal_from_token(data_dir, config.station_id, token, pin)
     try:
         context = build_ssl_context(config.ca_cert_pem.encode(),
                                     config.client_cert_pem.encode(), secrets.tls_key_pem.reveal())

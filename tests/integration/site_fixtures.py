@@ -15,9 +15,11 @@ import pytest
 from psycopg import sql
 
 from provisioner.crypto.bundle import EnrolmentBundle, open_bundle
+from provisioner.crypto.secret import Secret
 from provisioner.site import admin, catalogue
 from provisioner.site.confirmation import confirm_enrolment
 from provisioner.site.context import SiteContext, open_site
+from provisioner.site.keyprovider.config import TokenConfig
 from provisioner.site.sitedir import SiteDir
 from provisioner.wire import EnrolmentConfirmation
 
@@ -96,13 +98,14 @@ def enrol(ctx: SiteContext, root: Path, station_id: str, work: Path) -> Enrolled
 
 def build_site(
     root: Path, *, db_url: str | None = None, stations: int = 1, quantity: int = 5,
-    application: bool = False,
+    application: bool = False, token: TokenConfig | None = None, pin: Secret | None = None,
 ) -> SiteSetup:
-    """Initialise a site at ``root`` with stations ST-1…ST-n, operator alice and one order."""
-    admin.init_site(root, site_name="test-site", db_url=db_url)
+    """Initialise a site at ``root`` with stations ST-1…ST-n, operator alice and one order
+    (keys on the PKCS#11 ``token`` when given, else key files)."""
+    admin.init_site(root, site_name="test-site", db_url=db_url, token=token, pin=pin)
     work = root / "station-side"
     work.mkdir()
-    ctx = open_site(root)
+    ctx = open_site(root, pin=pin)
     try:
         admin.add_operator(ctx, OPERATOR, PIN)
         enrolled = {}

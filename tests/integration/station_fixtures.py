@@ -13,7 +13,6 @@ from sqlalchemy import select
 from hex_generator import decode_device_id
 from hex_generator.checksums import crc32_stm32
 from hw_profiles import Profile, load_profile
-from provisioner.crypto import envelope
 from provisioner.demo import DEMO_PROFILE, DemoBoard, DemoSite, demo_site
 from provisioner.site.context import device_key_aad
 from provisioner.site.db.models import Device, Grant
@@ -61,7 +60,7 @@ def site_devices(site: DemoSite, order_id: str) -> dict[str, SiteDevice]:
     found: dict[str, SiteDevice] = {}
     with ctx.factory() as session:
         for device in session.scalars(select(Device).where(Device.order_id == order_id)):
-            with envelope.unwrap(ctx.master_key, device.wrapped_key,
+            with ctx.keys.unwrap(device.wrapped_key,
                                  device_key_aad(device.device_id, device.drbg_index)) as key:
                 found[device.chip_uid] = SiteDevice(
                     device.device_id, device.chip_uid, device.drbg_index, device.status,

@@ -93,7 +93,7 @@ def test_grant_and_complete_over_mutual_tls(served: tuple[SiteSetup, SiteServer]
                 device = session.get(Device, grant.device_id)
                 assert device is not None
                 assert device.status == "reserved"
-                stored = envelope.unwrap(ctx.master_key, device.wrapped_key,
+                stored = ctx.keys.unwrap(device.wrapped_key,
                                          device_key_aad(grant.device_id, grant.drbg_index))
                 assert bytes(stored.reveal()) == bytes(key.reveal())
                 assert device.image_sha256 == digest

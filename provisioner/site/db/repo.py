@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from provisioner.audit.chain import AuditEntry, build_entry
-from provisioner.crypto.signing import SigningKey
+from provisioner.crypto.signing import Signer
 from provisioner.errors import AuditError
 from provisioner.site.db.engine import is_postgresql
 from provisioner.site.db.models import (
@@ -194,7 +194,7 @@ def lock_audit_head(session: Session) -> AuditHeadState:
 def append_audit(
     session: Session,
     *,
-    signer: SigningKey,
+    signer: Signer,
     now: datetime,
     actor: str,
     event: str,
@@ -217,7 +217,7 @@ def write_audit(
     session: Session,
     head: AuditHeadState,
     *,
-    signer: SigningKey,
+    signer: Signer,
     now: datetime,
     actor: str,
     event: str,
