@@ -4,9 +4,15 @@ cannot leave, a copied site directory that is useless without the token."""
 from __future__ import annotations
 
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pkcs11
 import pytest
 from cryptography import x509
@@ -14,7 +20,7 @@ from hsm_fixtures import USER_PIN, SoftHsm, make_softhsm, pin
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11 import exceptions as p11e
 from pkcs11_flow import Programmed, program_board
-from site_fixtures import SiteSetup, build_site
+from site_fixtures import SiteSetup, build_site, client
 
 from provisioner.audit.chain import build_entry, verify_chain
 from provisioner.audit.verify import verify_export
@@ -164,3 +170,52 @@ def test_site_directory_copied_without_the_token_is_useless(
     assert verify_chain(entries, genuine) == len(entries)
     with pytest.raises(ChainBroken):
         verify_chain([*entries, forged_entry], genuine)
+
+
+def test_serve_with_two_workers_each_opens_the_token(
+    token_site: tuple[SiteSetup, SoftHsm], tmp_path: Path,
+) -> None:
+    setup, _ = token_site
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "provisioner.cli", "site", "--site-dir", str(setup.root),
+         "serve", "--port", str(port), "--workers", "2"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+    try:
+        url = f"https://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with client(url, setup.ca_path, None) as http:
+                    if http.get("/v1/health").status_code == 200:
+                        break
+            except httpx.TransportError:
+                assert server.poll() is None, "site serve exited"
+                assert time.monotonic() < deadline, "site serve did not start"
+                time.sleep(0.2)
+        # Each worker process logs into the token when it starts (uvicorn spreads the
+        # connections over them); grants sign and wrap on whichever worker took them.
+        boards = [program_board(url, setup, f"ST-{1 + n % 2}", f"feed{n:04x}", n // 2)
+                  for n in range(4)]
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+    ctx = open_site(setup.root)
+    try:
+        with ctx.factory() as session:
+            for board in boards:
+                device = session.get(Device, board.device_id)
+                assert device is not None
+                with ctx.keys.unwrap(device.wrapped_key,
+                                     device_key_aad(board.device_id, board.drbg_index)) as key:
+                    assert bytes(key.reveal()) == board.key
+        assert admin.verify_audit(ctx) > 8
+    finally:
+        ctx.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pkcs11
 import pytest
 from click.testing import CliRunner, Result
 from hsm_fixtures import USER_PIN, make_softhsm
+from pkcs11 import Attribute, KeyType
 
 from provisioner.hsm.pin import PIN_ENV
 from provisioner.site.admin_cli import site_group
@@ -103,3 +105,19 @@ def test_pin_file_must_be_private(hsm_module: Path, tmp_path: Path,
     assert shown.exit_code == 0, shown.output
     assert "token 'site-token'" in shown.output
     assert "signing key provisioner-signing" in shown.output
+
+
+def test_an_extractable_key_under_a_site_label_is_not_adopted(
+    hsm_module: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PIN_ENV, USER_PIN)
+    lib = pkcs11.lib(str(hsm_module))
+    try:
+        with lib.get_token(token_label="site-token").open(user_pin=USER_PIN, rw=True) as s:
+            s.generate_key(KeyType.AES, 256, label="provisioner-master", store=True,
+                           template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False})
+    finally:
+        pkcs11.unload(str(hsm_module))
+    line = _error_line(_init(tmp_path / "site", hsm_module, "site-token"))
+    assert line == ("Error: token 'site-token' key 'provisioner-master': is extractable or "
+                    "not sensitive; refusing to use it")
