@@ -116,8 +116,7 @@ def add_station(
     """Enrol a station: seed, transport key, client certificate, sealed bundle, audit entry."""
     paths = SiteDir(site_dir)
     now = ctx.clock()
-    ca = ctx.keys.ca
-    client = keys.issue_station_cert(ca, ctx.site_name, station_id, now)
+    client = keys.issue_station_cert(ctx.keys.ca, ctx.site_name, station_id, now)
     passphrase = new_passphrase()
     target = bundle_path or paths.bundles / f"{station_id}.bundle"
     with generate_seed() as seed, Secret(os.urandom(32)) as transport_key:

@@ -6,6 +6,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from provisioner.crypto.secret import Secret
 from provisioner.crypto.signing import SigningKey
 from provisioner.hsm import objects
@@ -99,5 +101,5 @@ def create_token_keys(
             lambda tbs: objects.sign_p256_sha256(token, config.ca_label, tbs))
     finally:
         token.close()
-    paths.ca_cert.write_bytes(keys.IssuedCert(cert, Secret(b"")).cert_pem)
+    paths.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     write_token_config(paths.root, config)
