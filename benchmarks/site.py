@@ -165,7 +165,7 @@ def _serve(root: Path, port: int, workers: int) -> Iterator[tuple[str, psutil.Pr
     command = [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
                "--site-dir", str(root), "serve", "--port", str(port),
                "--workers", str(workers)]
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)  # one access line per grant
     url = f"https://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

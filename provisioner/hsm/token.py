@@ -1,9 +1,12 @@
-"""Open a PKCS#11 token once per process and lend logged-in sessions to threads.
+"""Open a PKCS#11 token once per process and run every call on it under one lock.
 
 A PKCS#11 module is initialised once per process (``C_Initialize``), so modules are shared
-and reference-counted here; the login is application-wide (PKCS#11 v2.40 §5.6), so the first
-session logs in and later ones inherit it. A session runs one operation at a time, so each
-thread borrows its own from a pool.
+and reference-counted here. python-pkcs11 initialises with no arguments, which tells the module
+that the application will not call it from several threads at once (PKCS#11 v2.40 §5.4:
+SoftHSM2 then turns its own mutexes off), so every call into a module is serialised by that
+module's lock; one logged-in session per ``Token`` is enough under it. The login is
+application-wide (§5.6): a second ``Token`` on the same token inherits it, after its PIN is
+checked against the first one's.
 """
 
 from __future__ import annotations
@@ -12,10 +15,8 @@ import contextlib
 import hashlib
 import hmac
 import os
-import queue
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -40,6 +41,7 @@ T = TypeVar("T")
 @dataclass
 class _Module:
     lib: Pkcs11Lib
+    lock: threading.RLock = field(default_factory=threading.RLock)
     users: int = 0
     pin_checks: dict[str, bytes] = field(default_factory=dict)
     pin_salt: bytes = field(default_factory=lambda: os.urandom(32))
@@ -84,30 +86,27 @@ def _release(module: str) -> None:
 
 
 class Token:
-    """A logged-in token: ``run(fn)`` calls ``fn(session)`` on a session of its own.
+    """A logged-in token: ``run(operation, fn)`` calls ``fn(session)`` under the module lock.
 
-    Call ``close`` once; it closes every session and releases the module.
+    Call ``close`` once; it closes the session (ending the login when it is the last) and
+    releases the module.
     """
 
     def __init__(self, module: str, token_label: str, pin: Secret) -> None:
         self.module = module
         self.token_label = token_label
         self._entry = _acquire(module)
-        self._idle: queue.SimpleQueue[pkcs11.Session] = queue.SimpleQueue()
-        self._all: list[pkcs11.Session] = []
-        self._handles: dict[int, dict[tuple[str, str], pkcs11.Key]] = {}
-        self._lock = threading.Lock()
-        self._closed = False
+        self._handles: dict[tuple[str, str], pkcs11.Key] = {}
+        self._session: pkcs11.Session | None = None
         try:
-            self._token = self._entry.lib.get_token(token_label=token_label)
-        except p11e.NoSuchToken as exc:
-            _release(module)
-            raise TokenNotFound(module, token_label) from exc
-        except p11e.PKCS11Error as exc:
-            _release(module)
-            raise translate("C_GetTokenInfo", token_label, exc) from exc
-        try:
-            self._idle.put(self._login(pin))
+            with self._entry.lock:
+                try:
+                    self._token = self._entry.lib.get_token(token_label=token_label)
+                except p11e.NoSuchToken as exc:
+                    raise TokenNotFound(module, token_label) from exc
+                except p11e.PKCS11Error as exc:
+                    raise translate("C_GetTokenInfo", token_label, exc) from exc
+                self._session = self._login(pin)
         except TokenError:
             _release(module)
             raise
@@ -128,58 +127,38 @@ class Token:
         except p11e.PKCS11Error as exc:
             raise translate("C_Login", self.token_label, exc) from exc
         self._entry.pin_checks[self.token_label] = check
-        self._all.append(session)
         return session
-
-    @contextmanager
-    def session(self) -> Iterator[pkcs11.Session]:
-        """Borrow a logged-in session for the duration of the block."""
-        try:
-            session = self._idle.get_nowait()
-        except queue.Empty:
-            with self._lock:
-                if self._closed:
-                    raise TokenOperationFailed("C_OpenSession", "token closed") from None
-                try:
-                    session = self._token.open(rw=True)
-                except p11e.PKCS11Error as exc:
-                    raise translate("C_OpenSession", self.token_label, exc) from exc
-                self._all.append(session)
-        try:
-            yield session
-        finally:
-            self._idle.put(session)
 
     def key(self, session: pkcs11.Session, name: tuple[str, str],
             find: Callable[[pkcs11.Session], pkcs11.Key]) -> pkcs11.Key:
-        """Return the key object ``find`` locates, cached per session (C_FindObjects costs
-        several times the operation itself on SoftHSM2; handles stay valid while the
-        session lives, PKCS#11 v2.40 §2.4)."""
-        per_session = self._handles.setdefault(id(session), {})
-        found = per_session.get(name)
+        """Return the key object ``find`` locates, cached for the session (C_FindObjects costs
+        several times the operation itself on SoftHSM2; a handle stays valid while the
+        session lives, PKCS#11 v2.40 §2.4). Call from inside ``run``."""
+        found = self._handles.get(name)
         if found is None:
-            found = per_session[name] = find(session)
+            found = self._handles[name] = find(session)
         return found
 
     def run(self, operation: str, fn: Callable[[pkcs11.Session], T]) -> T:
-        """Call ``fn`` with a borrowed session; a PKCS#11 failure becomes a ``TokenError``."""
-        with self.session() as session:
+        """Call ``fn`` with the session under the module lock; a PKCS#11 failure becomes a
+        ``TokenError`` naming ``operation``."""
+        with self._entry.lock:
+            if self._session is None:
+                raise TokenOperationFailed(operation, "token closed")
             try:
-                return fn(session)
+                return fn(self._session)
             except p11e.NoSuchKey:
                 raise
             except p11e.PKCS11Error as exc:
                 raise translate(operation, self.token_label, exc) from exc
 
     def close(self) -> None:
-        """Close every session (the login ends with the last one) and release the module."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            sessions, self._all = self._all, []
+        """Close the session (the login ends with the last one) and release the module."""
+        with self._entry.lock:
+            session, self._session = self._session, None
             self._handles.clear()
-        for session in sessions:
+            if session is None:
+                return
             with contextlib.suppress(p11e.PKCS11Error):  # already closed by the module
                 session.close()
         _release(self.module)

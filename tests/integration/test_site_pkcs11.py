@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,3 +220,36 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_concurrent_request_threads_share_the_token_safely(
+    token_site: tuple[SiteSetup, SoftHsm],
+) -> None:
+    # python-pkcs11 initialises the module without locking arguments, so SoftHSM2 runs
+    # without its own mutexes: unserialised calls from request threads corrupted its heap
+    # ("free(): invalid pointer") in the benchmark. Every call now goes through one lock.
+    setup, _ = token_site
+    ctx = open_site(setup.root)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(60):
+                aad = device_key_aad(n, i)
+                secret = bytes([n, i]) * 16
+                with ctx.keys.unwrap(ctx.keys.wrap(secret, aad), aad) as back:
+                    assert bytes(back.reveal()) == secret
+                message = secret + b"audit"
+                ctx.signer.verify_key.verify(message, ctx.signer.sign(message))
+        except BaseException as exc:  # reported below, with the thread that saw it
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        ctx.close()
+    assert errors == []
