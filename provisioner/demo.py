@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from provisioner.crypto.secret_policy import MIN_PIN_CHARS, weakness
 from provisioner.flash.backend import FlashBackend
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ def demo_site(work_dir: Path, *, scrypt_n: int = 2**15) -> Iterator[DemoSite]:
     server = run_in_thread(site_dir)
     try:
         pin = f"{secrets.randbelow(10**6):06d}"
+        while weakness(pin, min_chars=MIN_PIN_CHARS) is not None:  # 123456 is no PIN
+            pin = f"{secrets.randbelow(10**6):06d}"
         admin.add_operator(server.context, DEMO_OPERATOR, pin)
         catalogue.add_firmware(
             server.context, template_path,

@@ -19,7 +19,7 @@ from provisioner.crypto.secret import Secret
 from provisioner.crypto.signing import SigningKey
 from provisioner.site.db.engine import make_engine, make_session_factory
 from provisioner.site.keys import load_master_key
-from provisioner.site.sitedir import SiteDir
+from provisioner.site.sitedir import SiteDir, SiteSettings
 
 Clock = Callable[[], datetime]
 
@@ -133,6 +133,7 @@ class SiteContext:
     clock: Clock
     keystreams: KeyStreams
     firmware: FirmwareCache
+    settings: SiteSettings
 
     def close(self) -> None:
         """Dispose of the engine and wipe the master key."""
@@ -156,4 +157,5 @@ def open_site(site_dir: Path, *, clock: Clock = utc_now, db_url: str | None = No
         clock=clock,
         keystreams=KeyStreams(master_key),
         firmware=FirmwareCache(master_key),
+        settings=settings,
     )

@@ -194,7 +194,8 @@ def _issue(
     chip_before = repo.chip_snapshot(request.chip_uid, chip)
     snapshot = repo.order_snapshot(session, unlocked)
     station_before = repo.station_snapshot(station)
-    decision = decide_grant(snapshot, station_before, chip_before, request.drbg_index)
+    decision = decide_grant(snapshot, station_before, chip_before, request.drbg_index,
+                            index_window=ctx.settings.index_window)
     _check_order_firmware(session, unlocked)
     device_id = decision.device_id or repo.allocate_device_id(session)
     prepared = _prepare(ctx, session, station, unlocked, device_id, request.drbg_index)
@@ -225,7 +226,8 @@ def _issue(
     if locked is None:
         raise OrderNotFound(f"order {order_id} does not exist")
     order_before, audit_head = locked
-    decide_grant(order_before, station_before, chip_before, request.drbg_index)
+    decide_grant(order_before, station_before, chip_before, request.drbg_index,
+                 index_window=ctx.settings.index_window)
     repo.write_audit(
         session, audit_head, signer=ctx.signer, now=now, actor=f"station:{station_id}",
         event=AuditEvent.grant_issued,

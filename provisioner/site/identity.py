@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 
 from fastapi import Request
@@ -12,6 +13,8 @@ from provisioner.site.context import SiteContext
 from provisioner.site.db.models import Station
 from provisioner.site.keys import fingerprint_der
 from provisioner.site.tls import peer_cert_pem
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # secrets.token_urlsafe output
 
 
 def site_context(request: Request) -> SiteContext:
@@ -70,6 +73,7 @@ def bearer_token(request: Request) -> str:
         AuthenticationFailed: the header is missing or malformed (401).
     """
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = token.strip()
+    if scheme.lower() != "bearer" or _TOKEN_RE.fullmatch(token) is None:
         raise AuthenticationFailed("missing operator session (Authorization: Bearer <token>)")
-    return token.strip()
+    return token

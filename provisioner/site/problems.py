@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from hex_generator import HexError
 from hw_profiles import ProfileValidationError
@@ -55,6 +55,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem_from_refusal(busy, _request_id(request)))
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value (a NUL byte in text on PostgreSQL, a number out of range):
+    # the same request can never succeed, so it is a 422, never a retry hint.
+    refusal = InvalidRequest(f"a value the database cannot store ({type(exc).__name__})")
+    return problem_response(problem_from_refusal(refusal, _request_id(request)))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render refusals, validation errors and site-side failures as problem+json."""
     app.add_exception_handler(Refused, _refused)
@@ -62,3 +69,4 @@ def install_problem_handlers(app: FastAPI) -> None:
     for error in (ProvisionerError, HexError, ProfileValidationError):
         app.add_exception_handler(error, _site_error)
     app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(DataError, _data_error)

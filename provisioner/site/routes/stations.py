@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
 
 from provisioner.site.catalogue import list_orders
 from provisioner.site.confirmation import confirm_enrolment
@@ -16,6 +18,7 @@ from provisioner.site.identity import (
 )
 from provisioner.site.sessions import operator_for_token, sign_in
 from provisioner.wire import (
+    ID_PATTERN,
     CompleteRequest,
     CompleteResponse,
     EnrolmentConfirmation,
@@ -32,6 +35,7 @@ router = APIRouter()
 _CTX = Depends(site_context)
 _STATION = Depends(station_id)
 _TOKEN = Depends(bearer_token)
+PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 _ENROLLING = Depends(enrolling_station_id)
 
 
@@ -49,7 +53,7 @@ def post_enrolment(
 def post_session(
     body: SessionRequest, ctx: SiteContext = _CTX, station: str = _STATION
 ) -> SessionResponse:
-    """Sign an operator in at this station (lockout after 5 failures for 15 minutes)."""
+    """Sign an operator in at this station (exponential lockout after repeated failures)."""
     return sign_in(ctx, station, body)
 
 
@@ -63,7 +67,7 @@ def get_orders(ctx: SiteContext = _CTX, station: str = _STATION, token: str = _T
 
 @router.post("/orders/{order_id}/grants", response_model=GrantResponse)
 def post_grant(
-    order_id: str, body: GrantRequest, request: Request, ctx: SiteContext = _CTX,
+    order_id: PathId, body: GrantRequest, request: Request, ctx: SiteContext = _CTX,
     station: str = _STATION, token: str = _TOKEN,
 ) -> GrantResponse:
     """Grant a device ID and key index for one chip (design §3 step 3)."""
@@ -73,7 +77,7 @@ def post_grant(
 
 @router.post("/grants/{grant_id}/complete", response_model=CompleteResponse)
 def post_complete(
-    grant_id: str, body: CompleteRequest, request: Request, ctx: SiteContext = _CTX,
+    grant_id: PathId, body: CompleteRequest, request: Request, ctx: SiteContext = _CTX,
     station: str = _STATION, token: str = _TOKEN,
 ) -> CompleteResponse:
     """Record the outcome of one grant (design §3 step 5)."""
