@@ -181,8 +181,8 @@ def virtual_boards(
 
 def run_demo(*, work_dir: Path, use_ui: bool, out: Callable[[str], None] = click.echo) -> int:
     """Run the whole demo; return 0 when every board passed and the audit chain verifies."""
+    from provisioner.process import disable_core_dumps
     from provisioner.site import admin, catalogue
-    from provisioner.station.commands import disable_core_dumps
     from provisioner.station.headless import run_headless
     from provisioner.station.unlock import open_station
 

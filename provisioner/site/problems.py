@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,6 +26,23 @@ def problem_response(problem: Problem) -> JSONResponse:
         problem.model_dump(exclude_none=True), status_code=problem.status,
         media_type=PROBLEM_CONTENT_TYPE,
     )
+
+
+async def send_refusal(
+    scope: Any, send: Any, refusal: Refused, headers: dict[str, str] | None = None
+) -> None:
+    """Answer an ASGI request with a refusal's problem document (for middleware).
+
+    The answer says ``Connection: close``: the request body was not (all) read, and the
+    server closes the connection instead of reading and discarding the rest.
+    """
+
+    async def no_body() -> Any:
+        return {"type": "http.disconnect"}
+
+    response = problem_response(problem_from_refusal(refusal, None))
+    response.headers.update({"Connection": "close", **(headers or {})})
+    await response(scope, no_body, send)
 
 
 async def _refused(request: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from provisioner.errors import ProvisionerError
+from provisioner.process import disable_core_dumps
 from provisioner.site.app import create_app
 from provisioner.site.context import Clock, SiteContext, open_site, utc_now
 from provisioner.site.serve_log import log_config
@@ -27,6 +28,7 @@ _START_TIMEOUT_S = 20.0
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: open the site named by the environment."""
+    disable_core_dumps()
     db_url = os.environ.get(DB_URL_ENV) or None
     return create_app(open_site(Path(os.environ[SITE_DIR_ENV]), db_url=db_url))
 
@@ -61,7 +63,9 @@ def serve(
 
     Prints "listening on https://HOST:PORT", one access line per request and "stopped" on
     stderr (``serve_log``).
+    Core dumps are disabled first (the process holds the master key); workers inherit it.
     """
+    disable_core_dumps()
     paths = SiteDir(site_dir.resolve())
     paths.read_settings()
     os.environ[SITE_DIR_ENV] = str(paths.root)
