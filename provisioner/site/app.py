@@ -43,7 +43,8 @@ def create_app(ctx: SiteContext) -> FastAPI:
         docs_url=f"{API_PREFIX}/docs" if ctx.settings.openapi else None,
         redoc_url=None,
     )
-    app.add_middleware(BodyLimit, max_body_bytes=ctx.settings.max_body_bytes)
+    # Behind the gate every caller is an enrolled station: it surely reads its 413.
+    app.add_middleware(BodyLimit, max_body_bytes=ctx.settings.max_body_bytes, close=False)
     app.add_middleware(StationGate, ctx=ctx)  # added last: runs first
     app.state.site = ctx
     install_problem_handlers(app)

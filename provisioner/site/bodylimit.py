@@ -16,11 +16,17 @@ from provisioner.site.tls import ASGIApp
 
 
 class BodyLimit:
-    """Refuse request bodies longer than ``max_body_bytes`` (HTTP only; other scopes pass)."""
+    """Refuse request bodies longer than ``max_body_bytes`` (HTTP only; other scopes pass).
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    ``close``: drop the connection with the 413 (for clients nobody authenticated); False
+    behind ``StationGate``, where the server discards the rest of a known station's body in
+    constant memory so that the station surely reads its 413.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, close: bool = True) -> None:
         self._app = app
         self._max_body_bytes = max_body_bytes
+        self._close = close
 
     def _refusal(self) -> BodyTooLarge:
         return BodyTooLarge(f"request body is larger than {self._max_body_bytes} bytes")
@@ -31,7 +37,7 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self._max_body_bytes:
-            await send_refusal(scope, send, self._refusal())
+            await send_refusal(scope, send, self._refusal(), close=self._close)
             return
         received = 0
         too_large = False
@@ -54,7 +60,7 @@ class BodyLimit:
             if too_large:
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await send_refusal(scope, send, self._refusal())
+                    await send_refusal(scope, send, self._refusal(), close=self._close)
                 return  # the app's own answer to a cut body is dropped
             if message["type"] == "http.response.start":
                 started = True

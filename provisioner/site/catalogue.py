@@ -139,7 +139,7 @@ def create_order(
     """
     if quantity < 1:
         raise InvalidRequest("quantity must be at least 1")
-    new_id = check_id("order id", order_id or f"o-{secrets.token_hex(6)}")
+    new_id = check_id("order id", f"o-{secrets.token_hex(6)}" if order_id is None else order_id)
     for station_id in stations:
         check_id("station id", station_id)
     hw = ctx.firmware.profile(profile)

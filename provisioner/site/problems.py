@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hex_generator import HexError
 from hw_profiles import ProfileValidationError
@@ -29,19 +30,23 @@ def problem_response(problem: Problem) -> JSONResponse:
 
 
 async def send_refusal(
-    scope: Any, send: Any, refusal: Refused, headers: dict[str, str] | None = None
+    scope: Any, send: Any, refusal: Refused, headers: dict[str, str] | None = None, *,
+    close: bool = True,
 ) -> None:
     """Answer an ASGI request with a refusal's problem document (for middleware).
 
-    The answer says ``Connection: close``: the request body was not (all) read, and the
-    server closes the connection instead of reading and discarding the rest.
+    ``close``: say ``Connection: close``, so the server drops the connection instead of
+    reading and discarding the unread rest of the body (no work for an unknown client; the
+    client may then see a reset before it reads the answer). Without it the server discards
+    the rest as it arrives, in constant memory, and the answer reliably reaches the client.
     """
 
     async def no_body() -> Any:
         return {"type": "http.disconnect"}
 
     response = problem_response(problem_from_refusal(refusal, None))
-    response.headers.update({"Connection": "close", **(headers or {})})
+    response.headers.update({"Connection": "close"} if close else {})
+    response.headers.update(headers or {})
     await response(scope, no_body, send)
 
 
@@ -81,10 +86,25 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem_from_refusal(refusal, _request_id(request)))
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    # Routing answers (no such path, wrong method) as problem documents too.
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return problem_response(Problem(
+        type=f"urn:provisioner:problem:{code}", title=code.replace("_", " "),
+        status=exc.status_code, detail=str(exc.detail), code=code,
+        request_id=_request_id(request),
+    ))
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render refusals, validation errors and site-side failures as problem+json."""
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for error in (ProvisionerError, HexError, ProfileValidationError):
         app.add_exception_handler(error, _site_error)
     app.add_exception_handler(SQLAlchemyError, _database_error)

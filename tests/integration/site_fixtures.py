@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import select
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,3 +153,49 @@ def grant_body(chip_uid: str, drbg_index: int, request_id: str | None = None) ->
     """A grant request body."""
     return {"request_id": request_id or f"req-{secrets.token_hex(8)}", "chip_uid": chip_uid,
             "drbg_index": drbg_index}
+
+
+_CHUNK = b"0" * 2**16
+
+
+def stream_body(
+    port: int, context: ssl.SSLContext, head: bytes, body_bytes: int, *, chunked: bool
+) -> bytes:
+    """Send ``head`` then up to ``body_bytes`` of zeros, stopping at the site's answer.
+
+    Stops sending as soon as an answer is readable, or when the site stops reading (a send
+    that blocks for 2 s), then reads one complete answer and returns it raw.
+    """
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(head)
+        tls.settimeout(2.0)
+        sent = 0
+        with contextlib.suppress(OSError):  # the site stopped reading or closed: good
+            while sent < body_bytes and not select.select([tls], [], [], 0)[0]:
+                frame = (b"%x\r\n" % len(_CHUNK) + _CHUNK + b"\r\n") if chunked else _CHUNK
+                tls.sendall(frame)
+                sent += len(_CHUNK)
+        tls.settimeout(30.0)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while not _is_complete(answer) and (chunk := tls.recv(65536)):
+                answer += chunk
+    return answer
+
+
+def _is_complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
+def request_head(path: str, extra: bytes) -> bytes:
+    """Return a raw POST request head for ``path``."""
+    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n" + extra + b"\r\n")

@@ -7,10 +7,7 @@ read before the certificate was checked and the site grew by ~741 MiB before ans
 
 from __future__ import annotations
 
-import contextlib
-import select
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -20,10 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from site_fixtures import SiteSetup, build_site, sign_in, tls_context
+from site_fixtures import (
+    SiteSetup,
+    build_site,
+    request_head,
+    sign_in,
+    stream_body,
+    tls_context,
+)
 
 ATTACK_BYTES = 256 * 2**20
-CHUNK = b"0" * 2**16
 MEMORY_BOUND_BYTES = 48 * 2**20
 
 
@@ -74,29 +77,6 @@ def _status_bytes(pid: int, field: str) -> int:
     raise AssertionError(f"{field} missing from /proc/{pid}/status")
 
 
-def _stream(served: Served, context: ssl.SSLContext, head: bytes, *, chunked: bool) -> bytes:
-    """Send ``head`` then up to 256 MiB of body, stopping at the site's answer; return it."""
-    raw = socket.create_connection(("127.0.0.1", served.port), timeout=60)
-    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        tls.sendall(head)
-        sent = 0
-        answer = b""
-        with contextlib.suppress(OSError):  # the site closes the connection on us: good
-            while sent < ATTACK_BYTES and not select.select([tls], [], [], 0)[0]:
-                frame = (b"%x\r\n" % len(CHUNK) + CHUNK + b"\r\n") if chunked else CHUNK
-                tls.sendall(frame)
-                sent += len(CHUNK)
-        with contextlib.suppress(OSError):
-            while chunk := tls.recv(65536):
-                answer += chunk
-    return answer
-
-
-def _head(path: str, extra: bytes) -> bytes:
-    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/json\r\n" + extra + b"\r\n")
-
-
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_an_anonymous_256_mib_body_is_refused_before_it_is_read(
     served: Served, chunked: bool,
@@ -105,8 +85,9 @@ def test_an_anonymous_256_mib_body_is_refused_before_it_is_read(
     before = _status_bytes(pid, "VmRSS")
     framing = b"Transfer-Encoding: chunked\r\n" if chunked else b"Content-Length: %d\r\n" % (
         ATTACK_BYTES)
-    answer = _stream(served, tls_context(served.setup.ca_path, None),
-                     _head("/v1/orders/o-test/grants", framing), chunked=chunked)
+    answer = stream_body(served.port, tls_context(served.setup.ca_path, None),
+                         request_head("/v1/orders/o-test/grants", framing), ATTACK_BYTES,
+                         chunked=chunked)
     assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
     assert b'"code":"station_inactive"' in answer
     grown = _status_bytes(pid, "VmHWM") - before
@@ -120,16 +101,16 @@ def test_a_station_cannot_stream_past_the_body_limit(served: Served) -> None:
         auth = sign_in(http)["Authorization"].encode()
     pid = served.process.pid
     before = _status_bytes(pid, "VmRSS")
-    head = _head("/v1/orders/o-test/grants",
+    head = request_head("/v1/orders/o-test/grants",
                  b"Authorization: " + auth + b"\r\nTransfer-Encoding: chunked\r\n")
-    answer = _stream(served, context, head, chunked=True)
+    answer = stream_body(served.port, context, head, ATTACK_BYTES, chunked=True)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"code":"body_too_large"' in answer
     grown = _status_bytes(pid, "VmHWM") - before
     assert grown < MEMORY_BOUND_BYTES, f"site grew by {grown / 2**20:.0f} MiB"
-    declared = _stream(served, context, _head(
+    declared = stream_body(served.port, context, request_head(
         "/v1/orders/o-test/grants", b"Authorization: " + auth + b"\r\nContent-Length: %d\r\n"
-        % ATTACK_BYTES), chunked=False)
+        % ATTACK_BYTES), ATTACK_BYTES, chunked=False)
     assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
 
 
