@@ -3,7 +3,7 @@
 ```
 ProvisionerError
 ├─ ProfileError(file, key_path, reason)
-├─ JournalError
+├─ JournalError(code)                          forged, missing, rolled back, unreadable
 ├─ SiteUnreachable(url, reason)                 retry with the same request_id
 ├─ SiteProtocolError(status, reason)            the site answered something we cannot read
 ├─ CryptoError
@@ -79,7 +79,15 @@ class ProfileError(ProvisionerError):
 
 
 class JournalError(ProvisionerError):
-    """The station journal cannot be opened, written or read consistently."""
+    """The station journal cannot be opened, written or read consistently.
+
+    ``code`` says which (``journal_forged``, ``journal_missing``, ``journal_rolled_back``,
+    ``journal_unreadable``): the station raises it as an alarm at the site.
+    """
+
+    def __init__(self, message: str, *, code: str = "journal_unreadable") -> None:
+        self.code = code
+        super().__init__(message)
 
 
 class StationConfigError(ProvisionerError):

@@ -195,7 +195,7 @@ class CompleteResponse(_Body):
 class EnrolmentConfirmation(_Body):
     """The station's one call proving it opened its bundle (over mTLS with the bundle's cert)."""
 
-    request_id: str = Field(min_length=8, max_length=64)
+    request_id: RequestId
 
 
 class EnrolmentConfirmed(_Body):
@@ -204,6 +204,29 @@ class EnrolmentConfirmed(_Body):
     station_id: str
     status: str
     enrolled_at: datetime
+
+
+class AlarmCode(StrEnum):
+    """Alarms a station raises at the site about itself."""
+
+    journal_forged = "journal_forged"
+    journal_missing = "journal_missing"
+    journal_rolled_back = "journal_rolled_back"
+    journal_unreadable = "journal_unreadable"
+
+
+class StationAlarm(_Body):
+    """Something the station found wrong with itself, for the site's audit log."""
+
+    code: AlarmCode
+    detail: str = Field(max_length=500, pattern=TEXT_PATTERN, strict=True)
+
+
+class AlarmRecorded(_Body):
+    """The audit entry the site wrote for an alarm."""
+
+    code: AlarmCode
+    audit_seq: int
 
 
 class Health(_Body):

@@ -59,6 +59,7 @@ class AuditEvent(StrEnum):
     alarm_enrolment_reused = "alarm_enrolment_reused"
     alarm_station_cloned = "alarm_station_cloned"
     alarm_firmware_profile_mismatch = "alarm_firmware_profile_mismatch"
+    alarm_station_journal = "alarm_station_journal"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ from provisioner.station.keystore import KeyStore
 from provisioner.station.site_client import SiteClient, build_ssl_context
 from provisioner.wire import EnrolmentConfirmation, EnrolmentConfirmed
 
-
 PENDING_NAME = "enrolment.pending"  # the confirmation's request id, until it is answered
 
 Confirm = Callable[[EnrolmentBundle, str], EnrolmentConfirmed]

@@ -17,8 +17,10 @@ from provisioner.site.identity import (
     station_id,
 )
 from provisioner.site.sessions import operator_for_token, sign_in
+from provisioner.site.station_alarms import record_alarm
 from provisioner.wire import (
     ID_PATTERN,
+    AlarmRecorded,
     CompleteRequest,
     CompleteResponse,
     EnrolmentConfirmation,
@@ -28,6 +30,7 @@ from provisioner.wire import (
     OrderList,
     SessionRequest,
     SessionResponse,
+    StationAlarm,
 )
 
 router = APIRouter()
@@ -83,3 +86,10 @@ def post_complete(
     """Record the outcome of one grant (design §3 step 5)."""
     request.state.request_id = body.request_id
     return complete_grant(ctx, station, token, grant_id, body)
+
+
+@router.post("/alarms", response_model=AlarmRecorded)
+def post_alarm(body: StationAlarm, ctx: SiteContext = _CTX, station: str = _STATION
+               ) -> AlarmRecorded:
+    """Audit an alarm the station raises about itself (its journal failed its checks)."""
+    return record_alarm(ctx, station, body)
