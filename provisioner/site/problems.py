@@ -97,7 +97,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     ))
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
