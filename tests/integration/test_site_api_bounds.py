@@ -155,7 +155,8 @@ def _off_bounds(draw: st.DrawFn, model: type) -> dict[str, Any]:
 def test_every_request_model_of_the_app_is_covered() -> None:
     routes = [route for router in (health.router, stations.router) for route in router.routes
               if isinstance(route, APIRoute)]
-    in_app = {param.field_info.annotation for route in routes for param in route.dependant.body_params}
+    in_app = {param.field_info.annotation
+              for route in routes for param in route.dependant.body_params}
     assert in_app == set(VALID) == set(BAD) == set(ROUTES)
     posted = {f"/v1{route.path}" for route in routes if "POST" in route.methods}
     assert posted == {path.replace("o-test", "{order_id}") for path in ROUTES.values()}
