@@ -30,6 +30,7 @@ from provisioner.wire import (
     MAX_DRBG_INDEX,
     PROBLEM_CONTENT_TYPE,
     CompleteRequest,
+    EnrolmentConfirmation,
     GrantRequest,
     SessionRequest,
     StationAlarm,
@@ -115,6 +116,7 @@ VALID: dict[type, dict[str, Any]] = {
                       "timings_ms": {"erase": 1.5}, "verified": False, "protected": False,
                       "image_sha256": "0" * 64},
     StationAlarm: {"code": "journal_forged", "detail": "row 3"},
+    EnrolmentConfirmation: {"request_id": "enrol-bounds-1"},
 }
 BAD: dict[type, dict[str, st.SearchStrategy[Any]]] = {
     SessionRequest: {"operator_id": _bad_text, "pin": st.one_of(
@@ -130,10 +132,13 @@ BAD: dict[type, dict[str, st.SearchStrategy[Any]]] = {
     },
     StationAlarm: {"code": st.one_of(st.just("all_fine"), st.integers()),
                    "detail": st.one_of(st.just("d" * 501), st.just("\x00"), st.none())},
+    EnrolmentConfirmation: {"request_id": st.one_of(_bad_text, st.just("short"),
+                                                    st.integers(), st.none())},
 }
 ROUTES = {
     SessionRequest: "/v1/session", GrantRequest: "/v1/orders/o-test/grants",
     CompleteRequest: "/v1/grants/{grant_id}/complete", StationAlarm: "/v1/alarms",
+    EnrolmentConfirmation: "/v1/enrolment",
 }
 
 

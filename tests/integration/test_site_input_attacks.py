@@ -249,8 +249,11 @@ def test_the_admin_cli_refuses_an_unreachable_order_id_in_one_line(bench: Bench)
 
 @pytest.mark.parametrize("pin", ["1", "0000", "1111", "123456", "111111"])
 def test_operator_add_refuses_trivial_pins(bench: Bench, pin: str, tmp_path: Path) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(pin + "\n")
     result = CliRunner().invoke(main, [
-        "site", "--site-dir", str(bench.setup.root), "operator", "add", "weak-op", "--pin", pin,
+        "site", "--site-dir", str(bench.setup.root), "operator", "add", "weak-op",
+        "--pin-file", str(pin_file),
     ])
     assert result.exit_code == 1
     assert result.output.startswith("Error: invalid_request: PIN refused: it ")

@@ -82,15 +82,15 @@ def test_a_forged_row_with_a_huge_index_is_refused_not_fast_forwarded(
 ) -> None:
     station_id, station_dir = enrolled
     with _journal_db(station_dir) as db:
-        row = db.execute("SELECT * FROM transitions ORDER BY seq DESC LIMIT 1").fetchone()
-        forged = list(row)
-        forged[0] = row[0] + 1  # seq
-        forged[1] = "forged-attempt"  # attempt_id
-        forged[7] = 0  # closed: an open attempt whose index the station must skip past
-        forged[11] = 2**62  # drbg_index
-        db.execute(f"INSERT INTO transitions VALUES ({','.join('?' * len(forged))})", forged)
+        db.row_factory = sqlite3.Row
+        row = dict(db.execute("SELECT * FROM transitions ORDER BY seq DESC LIMIT 1").fetchone())
+        # an open attempt whose index the station would have to skip past at start-up
+        forged = {**row, "seq": row["seq"] + 1, "attempt_id": "forged-attempt", "closed": 0,
+                  "drbg_index": 2**62}
+        db.execute(f"INSERT INTO transitions ({', '.join(forged)}) "
+                   f"VALUES ({', '.join('?' * len(forged))})", tuple(forged.values()))
     message = _refused_start(site, station_id, station_dir, "journal_forged")
-    assert f"journal row {row[0] + 1} fails its MAC" in message
+    assert f"journal row {row['seq'] + 1} fails its MAC" in message
 
 
 def test_a_row_with_an_unknown_state_is_a_journal_error_not_a_traceback(
