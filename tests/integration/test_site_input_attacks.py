@@ -55,7 +55,8 @@ def bench(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         root = tmp_path_factory.mktemp(f"site-{request.param}")
         setup = build_site(root, db_url=db_url, stations=2, quantity=50)
         paths = SiteDir(root)
-        paths.write_settings(dataclasses.replace(paths.read_settings(), index_window=WINDOW))
+        paths.write_settings(dataclasses.replace(paths.read_settings(), index_window=WINDOW,
+                                                 openapi=True))
         server = run_in_thread(root)
         http = client(server.url, setup.ca_path, setup.stations["ST-1"])
         try:
@@ -129,6 +130,15 @@ def test_a_huge_index_is_refused_at_once_and_the_site_keeps_serving(bench: Bench
         assert honest.status_code == 200, honest.text
     at_edge = _post_grant(bench, grant_body("a1000003", _next_index(bench) + WINDOW))
     assert at_edge.status_code == 200, at_edge.text
+
+
+def test_openapi_when_switched_on_is_served_only_to_a_station_certificate(bench: Bench) -> None:
+    with client(bench.server.url, bench.setup.ca_path, None) as anonymous:
+        for path in ("/v1/openapi.json", "/v1/docs"):
+            _problem(anonymous.get(path), "station_inactive", 403)
+    paths = bench.http.get("/v1/openapi.json").json()["paths"]
+    assert "/v1/orders/{order_id}/grants" in paths
+    assert bench.http.get("/v1/docs").status_code == 200
 
 
 def test_json_true_is_no_index_and_no_flag(bench: Bench) -> None:
