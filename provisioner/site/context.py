@@ -65,15 +65,32 @@ class KeyStreams:
         self, station_id: str, wrapped_seed: bytes, drbg_index: int, key_size_bytes: int
     ) -> Secret:
         """Return the key of ``drbg_index`` for a station."""
+        stream = self._positioned(station_id, wrapped_seed, drbg_index)
+        key = stream.key_at(drbg_index, key_size_bytes)
+        with self._lock:
+            self._streams[station_id] = stream
+        return key
+
+    def advance(self, station_id: str, wrapped_seed: bytes, drbg_index: int) -> None:
+        """Move a station's cached stream to ``drbg_index`` (no key), so ``key_at`` is O(1).
+
+        The grant path calls this before it takes any lock: a cold cache (a new process)
+        costs one DRBG step per index the station has used, and that work must not run
+        under the station's or the database's write lock.
+        """
+        stream = self._positioned(station_id, wrapped_seed, drbg_index)
+        stream.advance_to(drbg_index)
+        with self._lock:
+            self._streams[station_id] = stream
+
+    def _positioned(self, station_id: str, wrapped_seed: bytes, drbg_index: int) -> KeyStream:
+        """Take the cached stream out, or a new one if there is none or it passed the index."""
         with self._lock:
             stream = self._streams.pop(station_id, None)
         if stream is None or stream.next_index > drbg_index:
             with unwrap(self._master_key, wrapped_seed, seed_aad(station_id)) as seed:
                 stream = KeyStream.from_seed(seed, station_id)
-        key = stream.key_at(drbg_index, key_size_bytes)
-        with self._lock:
-            self._streams[station_id] = stream
-        return key
+        return stream
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ retry hint), nothing is written, and the site keeps serving the honest station m
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +32,10 @@ from site_fixtures import (
 from sqlalchemy import func, select
 
 from provisioner.cli import main
+from provisioner.crypto.keystream import KeyStream
 from provisioner.errors import InvalidRequest
-from provisioner.site import admin, catalogue
+from provisioner.site import admin, catalogue, grants
+from provisioner.site.context import KeyStreams
 from provisioner.site.db.models import AuditRow, Device, Grant, Station
 from provisioner.site.server import SiteServer, run_in_thread
 from provisioner.site.sitedir import SiteDir
@@ -268,3 +272,38 @@ def test_operator_add_refuses_trivial_pins(bench: Bench, pin: str, tmp_path: Pat
     assert result.exit_code == 1
     assert result.output.startswith("Error: invalid_request: PIN refused: it ")
     assert "weak-op" not in [row[0] for row in admin.list_operators(bench.server.context)]
+
+
+def test_a_cold_key_stream_is_fast_forwarded_before_any_lock(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart the site re-derives a station's stream from index 0: not under a lock."""
+    ctx = bench.server.context
+    with ctx.factory() as session, session.begin():
+        station = session.get(Station, "ST-1")
+        assert station is not None
+        station.next_index = 20_000
+    ctx.keystreams = KeyStreams(ctx.master_key)  # a new process: nothing cached
+    inside = threading.local()
+    steps: list[tuple[int, bool]] = []
+    real_transaction, real_advance = grants.transaction, KeyStream.advance_to
+
+    @contextlib.contextmanager
+    def watched(factory: Any) -> Iterator[Any]:
+        inside.flag = True
+        try:
+            with real_transaction(factory) as session:
+                yield session
+        finally:
+            inside.flag = False
+
+    def counted(stream: KeyStream, index: int) -> None:
+        steps.append((index - stream.next_index, getattr(inside, "flag", False)))
+        real_advance(stream, index)
+
+    monkeypatch.setattr(grants, "transaction", watched)
+    monkeypatch.setattr(KeyStream, "advance_to", counted)
+    answer = _post_grant(bench, grant_body("d1000001", 20_000))
+    assert answer.status_code == 200, answer.text
+    assert sum(n for n, locked in steps if not locked) == 20_000
+    assert sum(n for n, locked in steps if locked) == 0
