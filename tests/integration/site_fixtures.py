@@ -155,7 +155,7 @@ def grant_body(chip_uid: str, drbg_index: int, request_id: str | None = None) ->
             "drbg_index": drbg_index}
 
 
-_CHUNK = b"0" * 2**16
+_CHUNK = b"0" * 4096
 
 
 def stream_body(
@@ -163,25 +163,43 @@ def stream_body(
 ) -> bytes:
     """Send ``head`` then up to ``body_bytes`` of zeros, stopping at the site's answer.
 
-    Stops sending as soon as an answer is readable, or when the site stops reading (a send
-    that blocks for 2 s), then reads one complete answer and returns it raw.
+    Sends small frames only while the socket is writable and no answer is readable, so a
+    write never blocks half-way through a TLS record; stops when the site answers, closes or
+    stops reading for 10 s, then reads one complete answer and returns it raw.
     """
     raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    answer = b""
     with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
         tls.sendall(head)
-        tls.settimeout(2.0)
         sent = 0
-        with contextlib.suppress(OSError):  # the site stopped reading or closed: good
-            while sent < body_bytes and not select.select([tls], [], [], 0)[0]:
+        with contextlib.suppress(OSError):  # the site closed the connection on us: good
+            while sent < body_bytes:
+                readable, writable, _ = select.select([tls], [tls], [], 10)
+                if readable or tls.pending():
+                    found = _read_now(tls)  # a TLS 1.3 session ticket is no answer
+                    if found is not None:
+                        answer = found
+                        break
+                if not writable:
+                    break
                 frame = (b"%x\r\n" % len(_CHUNK) + _CHUNK + b"\r\n") if chunked else _CHUNK
                 tls.sendall(frame)
                 sent += len(_CHUNK)
-        tls.settimeout(30.0)
-        answer = b""
         with contextlib.suppress(OSError):
             while not _is_complete(answer) and (chunk := tls.recv(65536)):
                 answer += chunk
     return answer
+
+
+def _read_now(tls: ssl.SSLSocket) -> bytes | None:
+    """Return application data already here (b"" if closed), or None if there is none."""
+    tls.settimeout(0.0)
+    try:
+        return tls.recv(65536)
+    except ssl.SSLWantReadError:
+        return None
+    finally:
+        tls.settimeout(30.0)
 
 
 def _is_complete(answer: bytes) -> bool:

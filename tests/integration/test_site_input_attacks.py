@@ -194,7 +194,7 @@ def test_a_4_mib_completion_is_cut_off_at_the_body_limit(bench: Bench) -> None:
                              head if not chunked else head.replace(
                                  b"Content-Length: 4194304", b"Transfer-Encoding: chunked"),
                              4 * 2**20, chunked=chunked)
-        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert answer.startswith(b"HTTP/1.1 413"), (chunked, answer[:200])
         assert b'"code":"body_too_large"' in answer
     assert _state(bench) == before
 
