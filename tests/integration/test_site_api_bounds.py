@@ -215,7 +215,8 @@ def test_ids_off_their_bounds_in_paths_are_4xx_problems(api: Api, segment: str) 
 
 @EXAMPLES
 @given(header=st.one_of(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e),
-                                max_size=300), st.just("Bearer " + "a" * 129),
+                                max_size=300).filter(lambda h: h == h.strip()),
+                        st.just("Bearer " + "a" * 129),
                         st.just("Bearer short"), st.just("Basic YWxpY2U6eA==")))
 def test_bad_authorization_headers_are_401_problems(api: Api, header: str) -> None:
     answer = api.http.get("/v1/orders", headers={"Authorization": header})

@@ -40,7 +40,7 @@ def _provisioned(site: DemoSite, station_dir: Path, boards: int = 1) -> None:
         order_id = site.add_order(boards)
         with virtual_boards(boards) as attached:
             for board in attached:
-                result = runner.provision_board(order_id, board.location, board.factory(),
+                result = runner.provision_board(order_id, board.location, board.connect,
                                                 lambda _event: None)
                 assert result.passed, result
     finally:
