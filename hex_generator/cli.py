@@ -7,6 +7,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from hex_generator.binary import DEFAULT_MAX_BINARY_BYTES
 from hex_generator.errors import HexError
 from hex_generator.files import FORMATS, load, save
 from hex_generator.image import Image
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--input-format", choices=FORMATS)
     convert.add_argument("--output-format", choices=FORMATS)
     convert.add_argument("--base", type=_int, default=0, help="load address of a binary input")
+    convert.add_argument("--max-size", type=_int, default=DEFAULT_MAX_BINARY_BYTES,
+                         help="largest binary output in bytes (a sparse image's whole span)")
 
     patcher = commands.add_parser("patch", help="patch a template (lab use only: writes the key)")
     patcher.add_argument("template")
@@ -73,7 +76,8 @@ def _info(args: argparse.Namespace) -> None:
 
 def _convert(args: argparse.Namespace) -> None:
     image = load(args.input, fmt=args.input_format, base=args.base)
-    save(args.output, image, fmt=args.output_format, record_length=args.record_length)
+    save(args.output, image, fmt=args.output_format, record_length=args.record_length,
+         max_binary_bytes=args.max_size)
     print(f"wrote {args.output}: {image.size_bytes:,} bytes in {len(image.ranges())} range(s)")
 
 

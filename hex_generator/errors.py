@@ -6,6 +6,7 @@ HexError
 │   ├─ LengthMismatch     ├─ MissingEof        ├─ DataAfterEof
 │   ├─ AddressOverflow    ├─ BadRecordStart    └─ BadHexDigit
 ├─ OverlapError(first, second)
+├─ ImageTooLarge(start, end, limit)
 └─ ZoneError(zone, reason)
 """
 
@@ -79,6 +80,20 @@ class OverlapError(HexError):
 
     def __str__(self) -> str:
         return f"data {_range(self.second)} overlaps {_range(self.first)} with different bytes"
+
+
+class ImageTooLarge(HexError):
+    """A sparse image would expand past the allowed size when written out contiguously."""
+
+    def __init__(self, start: int, end: int, limit: int) -> None:
+        self.start = start
+        self.end = end
+        self.limit = limit
+        super().__init__(start, end, limit)
+
+    def __str__(self) -> str:
+        return (f"image spans {_range((self.start, self.end))} = {self.end - self.start:,} "
+                f"bytes as a binary, more than the limit of {self.limit:,} bytes")
 
 
 class ZoneError(HexError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hex_generator.binary import emit_binary, parse_binary
+from hex_generator.binary import DEFAULT_MAX_BINARY_BYTES, emit_binary, parse_binary
 from hex_generator.errors import HexError
 from hex_generator.ihex import iter_ihex, parse_ihex
 from hex_generator.image import Image
@@ -57,18 +57,20 @@ def load(path: str | Path, *, fmt: str | None = None, base: int = 0) -> Image:
 
 
 def save(
-    path: str | Path, image: Image, *, fmt: str | None = None, record_length: int = 16
+    path: str | Path, image: Image, *, fmt: str | None = None, record_length: int = 16,
+    max_binary_bytes: int = DEFAULT_MAX_BINARY_BYTES,
 ) -> None:
     """Write an image file, streaming the text (record_length: data bytes per record).
 
     Raises:
-        HexError: the file cannot be written or the format is unknown.
+        HexError: the file cannot be written or the format is unknown. ImageTooLarge: a
+            binary would span more than ``max_binary_bytes``.
     """
     path = Path(path)
     fmt = fmt or _EXTENSIONS.get(path.suffix.lower(), "ihex")
     try:
         if fmt == "binary":
-            path.write_bytes(emit_binary(image))
+            path.write_bytes(emit_binary(image, max_size_bytes=max_binary_bytes))
             return
         if fmt == "ihex":
             pieces = iter_ihex(image, record_length)

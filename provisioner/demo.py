@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from provisioner.crypto.secret_policy import MIN_PIN_CHARS, weakness
 from provisioner.flash.backend import FlashBackend
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ def demo_site(work_dir: Path, *, scrypt_n: int = 2**15) -> Iterator[DemoSite]:
     server = run_in_thread(site_dir)
     try:
         pin = f"{secrets.randbelow(10**6):06d}"
+        while weakness(pin, min_chars=MIN_PIN_CHARS) is not None:  # 123456 is no PIN
+            pin = f"{secrets.randbelow(10**6):06d}"
         admin.add_operator(server.context, DEMO_OPERATOR, pin)
         catalogue.add_firmware(
             server.context, template_path,
@@ -178,8 +181,8 @@ def virtual_boards(
 
 def run_demo(*, work_dir: Path, use_ui: bool, out: Callable[[str], None] = click.echo) -> int:
     """Run the whole demo; return 0 when every board passed and the audit chain verifies."""
+    from provisioner.process import disable_core_dumps
     from provisioner.site import admin, catalogue
-    from provisioner.station.commands import disable_core_dumps
     from provisioner.station.headless import run_headless
     from provisioner.station.unlock import open_station
 

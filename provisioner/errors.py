@@ -3,7 +3,7 @@
 ```
 ProvisionerError
 ├─ ProfileError(file, key_path, reason)
-├─ JournalError
+├─ JournalError(code)                          forged, missing, rolled back, unreadable
 ├─ SiteUnreachable(url, reason)                 retry with the same request_id
 ├─ SiteProtocolError(status, reason)            the site answered something we cannot read
 ├─ CryptoError
@@ -28,6 +28,7 @@ ProvisionerError
 │  ├─ QuotaExhausted          quota_exhausted
 │  ├─ DuplicateChip           duplicate_chip
 │  ├─ IndexReused(expected)   index_reused
+│  ├─ IndexOutOfWindow        index_out_of_window  (more than the site's window ahead)
 │  ├─ OrderClosed             order_closed
 │  ├─ OrderNotFound           order_not_found
 │  ├─ StationNotAllowed       station_not_allowed
@@ -46,7 +47,9 @@ ProvisionerError
 │  ├─ AlreadyDelivered        already_delivered
 │  ├─ AlreadyProvisioned(device_id)  already_provisioned   (station side: ID zone not blank)
 │  ├─ SiteBusy                site_unavailable   (503: retry with the same request_id)
-│  └─ InvalidRequest          invalid_request
+│  ├─ InvalidRequest          invalid_request
+│  ├─ BodyTooLarge            body_too_large     (413)
+│  └─ RateLimited(retry_after_s)  rate_limited   (429)
 ├─ IllegalTransition(state, event)
 ├─ StationConfigError(path, reason)   station data directory missing, not enrolled, invalid
 ├─ TokenError (provisioner.hsm.errors) ─ ModuleLoadError, TokenNotFound, WrongTokenPin,
@@ -78,7 +81,15 @@ class ProfileError(ProvisionerError):
 
 
 class JournalError(ProvisionerError):
-    """The station journal cannot be opened, written or read consistently."""
+    """The station journal cannot be opened, written or read consistently.
+
+    ``code`` says which (``journal_forged``, ``journal_missing``, ``journal_rolled_back``,
+    ``journal_unreadable``): the station raises it as an alarm at the site.
+    """
+
+    def __init__(self, message: str, *, code: str = "journal_unreadable") -> None:
+        self.code = code
+        super().__init__(message)
 
 
 class StationConfigError(ProvisionerError):
@@ -340,6 +351,13 @@ class IndexReused(Refused):
         super().__init__(detail)
 
 
+class IndexOutOfWindow(Refused):
+    """The requested DRBG index is further ahead of the station's next index than allowed."""
+
+    code = "index_out_of_window"
+    http_status = 422
+
+
 class OrderClosed(Refused):
     """The production order is closed."""
 
@@ -467,6 +485,24 @@ class InvalidRequest(Refused):
 
     code = "invalid_request"
     http_status = 422
+
+
+class BodyTooLarge(Refused):
+    """The request body is larger than the endpoint accepts."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
+class RateLimited(Refused):
+    """One source sent more requests than its rate allows; retry after ``retry_after_s``."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, detail: str, retry_after_s: float = 1.0) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(detail)
 
 
 # --- engine and audit ---------------------------------------------------------------------

@@ -4,19 +4,77 @@ Both sides import these models, so a field renamed here is renamed everywhere. B
 travel as standard base64 strings. The operator session token travels in the
 ``Authorization: Bearer <token>`` header; the station's identity is never in a body: it is the
 verified TLS client certificate.
+
+Bounds (every field a station or device sends is typed strictly: JSON ``true`` is no integer):
+
+* **Ids** — ``station_id``, ``operator_id``, ``order_id``, ``grant_id``: one character set,
+  :data:`ID_PATTERN` (1-64 of ``A-Z a-z 0-9 . _ -``, starting with a letter or digit), checked
+  by :func:`check_id` in the admin CLI and by the same pattern in the API models and paths.
+  ``request_id`` uses the same characters, 8-64 long.
+* ``drbg_index`` 0 … 2^63-1 (and at most the site's index window past the station's next index);
+  ``chip_uid`` 8-64 lowercase hex digits; ``image_sha256`` 64 lowercase hex digits.
+* Completion: ``timings_ms`` at most 16 entries named like ``erase``, each 0 … 10^9 ms;
+  ``error_code`` a snake_case word of at most 64 characters; ``error`` at most 2000 characters
+  with no control characters besides tab and newline.
+* PINs 1-64 characters without control characters at sign-in (the creation policy is
+  ``provisioner.crypto.secret_policy``).
+
+Anything outside a bound is a ``422 invalid_request`` problem document (never a 5xx and never a
+retry hint); a body past the endpoint's limit is ``413 body_too_large``.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioner.errors import IndexReused, Refused, refusal_classes
+from provisioner.errors import IndexReused, InvalidRequest, Refused, refusal_classes
 
 API_PREFIX = "/v1"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{7,63}$"
+CHIP_UID_PATTERN = r"^[0-9a-f]{8,64}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"  # printable text: no control chars but \t \n
+MAX_DRBG_INDEX = 2**63 - 1  # a BIGINT column
+MAX_TIMINGS = 16
+MAX_TIMING_MS = 1e9
+MAX_ERROR_CHARS = 2000
+_ID_RE = re.compile(ID_PATTERN.strip("^$"))
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+Identifier = Annotated[str, Field(pattern=ID_PATTERN, strict=True)]
+RequestId = Annotated[str, Field(pattern=REQUEST_ID_PATTERN, strict=True)]
+TimingName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+TimingMs = Annotated[float, Field(ge=0, le=MAX_TIMING_MS, allow_inf_nan=False, strict=True)]
+
+
+def check_id(kind: str, value: str) -> str:
+    """Return ``value`` if it is a valid id (:data:`ID_PATTERN`), for the admin CLI and API.
+
+    Raises:
+        InvalidRequest: ``value`` has a character outside the set, or is empty or too long.
+    """
+    if not isinstance(value, str) or _ID_RE.fullmatch(value) is None:
+        shown = ascii(value)[:80]
+        raise InvalidRequest(
+            f"{kind} {shown} is not an id: 1-64 characters of A-Z a-z 0-9 . _ -, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def printable(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Return ``text`` cut to ``limit`` characters with control characters made visible."""
+    cleaned = _CONTROL_RE.sub(lambda found: ascii(found.group())[1:-1], text)
+    return cleaned[:limit]
 
 
 class _Body(BaseModel):
@@ -51,8 +109,8 @@ class AttemptResult(StrEnum):
 class SessionRequest(_Body):
     """Operator sign-in."""
 
-    operator_id: str = Field(min_length=1, max_length=64)
-    pin: str = Field(min_length=4, max_length=64, repr=False)
+    operator_id: Identifier
+    pin: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN, strict=True, repr=False)
 
 
 class SessionResponse(_Body):
@@ -86,9 +144,9 @@ class OrderList(_Body):
 class GrantRequest(_Body):
     """Ask for a device ID for one chip (design §3 step 3)."""
 
-    request_id: str = Field(min_length=8, max_length=64)
-    chip_uid: str = Field(pattern=r"^[0-9a-f]{8,64}$")
-    drbg_index: int = Field(ge=0)
+    request_id: RequestId
+    chip_uid: str = Field(pattern=CHIP_UID_PATTERN, strict=True)
+    drbg_index: int = Field(ge=0, le=MAX_DRBG_INDEX, strict=True)
 
 
 class GrantResponse(_Body):
@@ -113,14 +171,16 @@ class GrantResponse(_Body):
 class CompleteRequest(_Body):
     """The outcome of one grant."""
 
-    request_id: str = Field(min_length=8, max_length=64)
+    request_id: RequestId
     result: AttemptResult
-    image_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    verified: bool = False
-    protected: bool = False
-    timings_ms: dict[str, float] = Field(default_factory=dict)
-    error_code: str | None = None
-    error: str | None = Field(default=None, max_length=2000)
+    image_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN, strict=True)
+    verified: bool = Field(default=False, strict=True)
+    protected: bool = Field(default=False, strict=True)
+    timings_ms: dict[TimingName, TimingMs] = Field(default_factory=dict, max_length=MAX_TIMINGS)
+    error_code: str | None = Field(default=None, pattern=CODE_PATTERN, strict=True)
+    error: str | None = Field(
+        default=None, max_length=MAX_ERROR_CHARS, pattern=TEXT_PATTERN, strict=True
+    )
 
 
 class CompleteResponse(_Body):
@@ -135,7 +195,7 @@ class CompleteResponse(_Body):
 class EnrolmentConfirmation(_Body):
     """The station's one call proving it opened its bundle (over mTLS with the bundle's cert)."""
 
-    request_id: str = Field(min_length=8, max_length=64)
+    request_id: RequestId
 
 
 class EnrolmentConfirmed(_Body):
@@ -144,6 +204,29 @@ class EnrolmentConfirmed(_Body):
     station_id: str
     status: str
     enrolled_at: datetime
+
+
+class AlarmCode(StrEnum):
+    """Alarms a station raises at the site about itself."""
+
+    journal_forged = "journal_forged"
+    journal_missing = "journal_missing"
+    journal_rolled_back = "journal_rolled_back"
+    journal_unreadable = "journal_unreadable"
+
+
+class StationAlarm(_Body):
+    """Something the station found wrong with itself, for the site's audit log."""
+
+    code: AlarmCode
+    detail: str = Field(max_length=500, pattern=TEXT_PATTERN, strict=True)
+
+
+class AlarmRecorded(_Body):
+    """The audit entry the site wrote for an alarm."""
+
+    code: AlarmCode
+    audit_seq: int
 
 
 class Health(_Body):

@@ -61,6 +61,7 @@ class AuditEvent(StrEnum):
     alarm_firmware_profile_mismatch = "alarm_firmware_profile_mismatch"
     site_keys_migrated = "site_keys_migrated"
     site_key_files_shredded = "site_key_files_shredded"
+    alarm_station_journal = "alarm_station_journal"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from provisioner.audit.export import write_export
 from provisioner.crypto.keystream import generate_seed
 from provisioner.crypto.pins import hash_pin
 from provisioner.crypto.secret import Secret
+from provisioner.crypto.secret_policy import MIN_PIN_CHARS, weakness
 from provisioner.errors import InvalidRequest, StationInactive
 from provisioner.hsm.errors import TokenError
 from provisioner.site import keys
@@ -26,6 +27,7 @@ from provisioner.site.keyprovider.config import TokenConfig
 from provisioner.site.keyprovider.setup import create_file_keys, create_token_keys
 from provisioner.site.sessions import sign_out_all
 from provisioner.site.sitedir import SiteDir, SiteDirError, SiteSettings
+from provisioner.wire import check_id
 
 ADMIN = "admin"
 STATION_STATUSES = ("active", "suspended", "revoked")  # "pending" until enrolment confirms
@@ -114,6 +116,7 @@ def add_station(
     bundle_path: Path | None = None, scrypt_n: int = 2**15,
 ) -> Enrolment:
     """Enrol a station: seed, transport key, client certificate, sealed bundle, audit entry."""
+    check_id("station id", station_id)
     paths = SiteDir(site_dir)
     now = ctx.clock()
     client = keys.issue_station_cert(ctx.keys.ca, ctx.site_name, station_id, now)
@@ -186,9 +189,21 @@ def set_station_status(ctx: SiteContext, station_id: str, status: str) -> None:
                           data={"station_id": station_id, "status": status})
 
 
+def _checked_pin(pin: str) -> str:
+    reason = weakness(pin, min_chars=MIN_PIN_CHARS)
+    if reason is not None:
+        raise InvalidRequest(f"PIN refused: it {reason}")
+    return pin
+
+
 def add_operator(ctx: SiteContext, operator_id: str, pin: str) -> None:
-    """Create an operator with a scrypt PIN hash."""
-    pin_hash = hash_pin(pin)
+    """Create an operator with a scrypt PIN hash (id and PIN checked against the policy).
+
+    Raises:
+        InvalidRequest: a bad id, a weak PIN (``secret_policy``) or an existing operator.
+    """
+    check_id("operator id", operator_id)
+    pin_hash = hash_pin(_checked_pin(pin))
     with transaction(ctx.factory) as session:
         if session.get(Operator, operator_id) is not None:
             raise InvalidRequest(f"operator {operator_id} already exists")
@@ -201,7 +216,7 @@ def add_operator(ctx: SiteContext, operator_id: str, pin: str) -> None:
 
 def reset_operator(ctx: SiteContext, operator_id: str, pin: str) -> None:
     """Set a new PIN, clear the lockout and end the operator's sessions."""
-    pin_hash = hash_pin(pin)
+    pin_hash = hash_pin(_checked_pin(pin))
     with transaction(ctx.factory) as session:
         operator = session.get(Operator, operator_id, with_for_update=True)
         if operator is None:

@@ -1,4 +1,4 @@
-"""The site's ASGI application (FastAPI): station API, health, OpenAPI, problem+json."""
+"""The site's ASGI application (FastAPI): certificate gate, body limit, station API, health."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from provisioner.site.bodylimit import BodyLimit
 from provisioner.site.context import SiteContext
+from provisioner.site.gate import StationGate
 from provisioner.site.problems import install_problem_handlers
 from provisioner.site.routes import health, stations
 from provisioner.wire import API_PREFIX
@@ -22,7 +24,13 @@ REQUEST_THREADS = 4
 
 
 def create_app(ctx: SiteContext) -> FastAPI:
-    """Build the app serving ``ctx``; the OpenAPI document is at /v1/openapi.json."""
+    """Build the app serving ``ctx``.
+
+    In front of the routes: ``StationGate`` (no work before a station's certificate is
+    verified) and ``BodyLimit`` (``max_body_bytes`` from site.json). The OpenAPI document
+    (/v1/openapi.json, /v1/docs) is off unless site.json sets ``"openapi": true``, and then it
+    too needs a station certificate.
+    """
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
@@ -31,10 +39,13 @@ def create_app(ctx: SiteContext) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
         title="provisioner site",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json" if ctx.settings.openapi else None,
+        docs_url=f"{API_PREFIX}/docs" if ctx.settings.openapi else None,
         redoc_url=None,
     )
+    # Behind the gate every caller is an enrolled station: it surely reads its 413.
+    app.add_middleware(BodyLimit, max_body_bytes=ctx.settings.max_body_bytes, close=False)
+    app.add_middleware(StationGate, ctx=ctx)  # added last: runs first
     app.state.site = ctx
     install_problem_handlers(app)
     app.include_router(health.router, prefix=API_PREFIX)

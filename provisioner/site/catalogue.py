@@ -26,7 +26,7 @@ from provisioner.site.context import SiteContext, firmware_aad
 from provisioner.site.db import repo
 from provisioner.site.db.engine import transaction
 from provisioner.site.db.models import Firmware, Order, OrderStation, Station
-from provisioner.wire import OrderStatus, OrderSummary
+from provisioner.wire import OrderStatus, OrderSummary, check_id
 
 
 class FirmwareKind(StrEnum):
@@ -138,8 +138,10 @@ def create_order(
     """
     if quantity < 1:
         raise InvalidRequest("quantity must be at least 1")
+    new_id = check_id("order id", f"o-{secrets.token_hex(6)}" if order_id is None else order_id)
+    for station_id in stations:
+        check_id("station id", station_id)
     hw = ctx.firmware.profile(profile)
-    new_id = order_id or f"o-{secrets.token_hex(6)}"
     now = ctx.clock()
     with transaction(ctx.factory) as session:
         boot = _find_firmware(session, FirmwareKind.bootloader_template, product, bootloader)

@@ -20,7 +20,7 @@ from provisioner.hsm.pin import PinPrompt
 from provisioner.site.db.engine import make_engine, make_session_factory
 from provisioner.site.keyprovider.base import SiteKeys
 from provisioner.site.keyprovider.setup import open_site_keys
-from provisioner.site.sitedir import SiteDir
+from provisioner.site.sitedir import SiteDir, SiteSettings
 
 Clock = Callable[[], datetime]
 
@@ -66,15 +66,32 @@ class KeyStreams:
         self, station_id: str, wrapped_seed: bytes, drbg_index: int, key_size_bytes: int
     ) -> Secret:
         """Return the key of ``drbg_index`` for a station."""
+        stream = self._positioned(station_id, wrapped_seed, drbg_index)
+        key = stream.key_at(drbg_index, key_size_bytes)
+        with self._lock:
+            self._streams[station_id] = stream
+        return key
+
+    def advance(self, station_id: str, wrapped_seed: bytes, drbg_index: int) -> None:
+        """Move a station's cached stream to ``drbg_index`` (no key), so ``key_at`` is O(1).
+
+        The grant path calls this before it takes any lock: a cold cache (a new process)
+        costs one DRBG step per index the station has used, and that work must not run
+        under the station's or the database's write lock.
+        """
+        stream = self._positioned(station_id, wrapped_seed, drbg_index)
+        stream.advance_to(drbg_index)
+        with self._lock:
+            self._streams[station_id] = stream
+
+    def _positioned(self, station_id: str, wrapped_seed: bytes, drbg_index: int) -> KeyStream:
+        """Take the cached stream out, or a new one if there is none or it passed the index."""
         with self._lock:
             stream = self._streams.pop(station_id, None)
         if stream is None or stream.next_index > drbg_index:
             with self._keys.unwrap(wrapped_seed, seed_aad(station_id)) as seed:
                 stream = KeyStream.from_seed(seed, station_id)
-        key = stream.key_at(drbg_index, key_size_bytes)
-        with self._lock:
-            self._streams[station_id] = stream
-        return key
+        return stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +150,7 @@ class SiteContext:
     clock: Clock
     keystreams: KeyStreams
     firmware: FirmwareCache
+    settings: SiteSettings
 
     @property
     def signer(self) -> Signer:
@@ -165,4 +183,5 @@ def open_site(
         clock=clock,
         keystreams=KeyStreams(site_keys),
         firmware=FirmwareCache(site_keys),
+        settings=settings,
     )

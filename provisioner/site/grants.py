@@ -153,8 +153,9 @@ def issue_grant(
 
     One transaction: station row lock, order row lock, policy, device + grant rows, station's
     next index, order's reserved count, audit entry. Repeating a ``request_id`` returns the
-    same grant.
+    same grant. The key stream is moved to the index first, before any lock is taken.
     """
+    _warm_key_stream(ctx, station_id, request.drbg_index)
     try:
         with transaction(ctx.factory) as session:
             return _issue(ctx, session, station_id, token, order_id, request)
@@ -166,6 +167,22 @@ def issue_grant(
     except Refused as refusal:
         audit_grant_refusal(ctx, station_id, order_id, request, refusal)
         raise
+
+
+def _warm_key_stream(ctx: SiteContext, station_id: str, drbg_index: int) -> None:
+    """Fast-forward the station's cached key stream to ``drbg_index`` outside any lock.
+
+    Only for an index the policy can grant (within the window past the station's next index,
+    read without a lock); anything else is refused in the transaction. Under the locks the
+    key is then one DRBG step away, unless another process moved the station on meanwhile.
+    """
+    with ctx.factory() as session:
+        station = session.get(Station, station_id)
+        if station is None:
+            return
+        wrapped_seed, next_index = station.wrapped_seed, station.next_index
+    if 0 <= drbg_index - next_index <= ctx.settings.index_window:
+        ctx.keystreams.advance(station_id, wrapped_seed, drbg_index)
 
 
 def _issue(
@@ -194,7 +211,8 @@ def _issue(
     chip_before = repo.chip_snapshot(request.chip_uid, chip)
     snapshot = repo.order_snapshot(session, unlocked)
     station_before = repo.station_snapshot(station)
-    decision = decide_grant(snapshot, station_before, chip_before, request.drbg_index)
+    decision = decide_grant(snapshot, station_before, chip_before, request.drbg_index,
+                            index_window=ctx.settings.index_window)
     _check_order_firmware(session, unlocked)
     device_id = decision.device_id or repo.allocate_device_id(session)
     prepared = _prepare(ctx, session, station, unlocked, device_id, request.drbg_index)
@@ -225,7 +243,8 @@ def _issue(
     if locked is None:
         raise OrderNotFound(f"order {order_id} does not exist")
     order_before, audit_head = locked
-    decide_grant(order_before, station_before, chip_before, request.drbg_index)
+    decide_grant(order_before, station_before, chip_before, request.drbg_index,
+                 index_window=ctx.settings.index_window)
     repo.write_audit(
         session, audit_head, signer=ctx.signer, now=now, actor=f"station:{station_id}",
         event=AuditEvent.grant_issued,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import ssl
+import re
 
 from fastapi import Request
-from sqlalchemy import select
 
 from provisioner.errors import AuthenticationFailed, StationInactive
 from provisioner.site.context import SiteContext
-from provisioner.site.db.models import Station
-from provisioner.site.keys import fingerprint_der
-from provisioner.site.tls import peer_cert_pem
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # secrets.token_urlsafe output
 
 
 def site_context(request: Request) -> SiteContext:
@@ -22,13 +20,13 @@ def site_context(request: Request) -> SiteContext:
 
 
 def station_id(request: Request) -> str:
-    """Return the id of the active station whose verified certificate opened this connection.
+    """Return the id of the active station that ``StationGate`` verified for this request.
 
     Raises:
-        StationInactive: no client certificate, or none matching an active station (403); a
-            station whose enrolment is still pending is told to confirm it first.
+        StationInactive: no verified certificate (403); a station whose enrolment is still
+            pending is told to confirm it first; a suspended one is refused.
     """
-    station, status = _station_of_certificate(request)
+    station, status = _gated(request)
     if status == "pending":
         raise StationInactive(
             f"station {station} has not confirmed its one-time enrolment "
@@ -40,27 +38,19 @@ def station_id(request: Request) -> str:
 
 
 def enrolling_station_id(request: Request) -> str:
-    """Return the id of the station presenting its certificate, whatever its status.
+    """Return the id of the station ``StationGate`` verified, whatever its status.
 
     Raises:
-        StationInactive: no client certificate, or none of an enrolled station (403).
+        StationInactive: the request did not pass the gate (403).
     """
-    return _station_of_certificate(request)[0]
+    return _gated(request)[0]
 
 
-def _station_of_certificate(request: Request) -> tuple[str, str]:
-    pem = peer_cert_pem(request.scope)
-    if pem is None:
+def _gated(request: Request) -> tuple[str, str]:
+    found = getattr(request.state, "station", None)
+    if not (isinstance(found, tuple) and len(found) == 2):
         raise StationInactive("station endpoints need a verified TLS client certificate")
-    der = ssl.PEM_cert_to_DER_cert(pem)
-    ctx = site_context(request)
-    with ctx.factory() as session:
-        station = session.scalars(
-            select(Station).where(Station.cert_fingerprint == fingerprint_der(der))
-        ).first()
-        if station is None:
-            raise StationInactive("the client certificate belongs to no enrolled station")
-        return station.station_id, station.status
+    return str(found[0]), str(found[1])
 
 
 def bearer_token(request: Request) -> str:
@@ -70,6 +60,7 @@ def bearer_token(request: Request) -> str:
         AuthenticationFailed: the header is missing or malformed (401).
     """
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = token.strip()
+    if scheme.lower() != "bearer" or _TOKEN_RE.fullmatch(token) is None:
         raise AuthenticationFailed("missing operator session (Authorization: Bearer <token>)")
-    return token.strip()
+    return token

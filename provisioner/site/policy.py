@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from provisioner.errors import (
     ChipQuarantined,
     DuplicateChip,
+    IndexOutOfWindow,
     IndexReused,
     OrderClosed,
     QuotaExhausted,
@@ -60,17 +61,20 @@ class GrantDecision:
 
 
 def decide_grant(
-    order: OrderSnapshot, station: StationSnapshot, chip: ChipSnapshot, drbg_index: int
+    order: OrderSnapshot, station: StationSnapshot, chip: ChipSnapshot, drbg_index: int,
+    *, index_window: int,
 ) -> GrantDecision:
     """Return the decision for one grant request or raise its refusal.
 
     Checks, in order: station active, order open, station allowed, index not behind the
-    station's next expected index, chip neither quarantined nor already known (a chip whose
-    last attempt failed may be retried on the same order), quota left.
+    station's next expected index and at most ``index_window`` past it (each skipped index is
+    one DRBG step for the site, so this bounds the cost of one grant), chip neither
+    quarantined nor already known (a chip whose last attempt failed may be retried on the
+    same order), quota left.
 
     Raises:
-        StationInactive, OrderClosed, StationNotAllowed, IndexReused, ChipQuarantined,
-        DuplicateChip, QuotaExhausted.
+        StationInactive, OrderClosed, StationNotAllowed, IndexReused, IndexOutOfWindow,
+        ChipQuarantined, DuplicateChip, QuotaExhausted.
     """
     if station.status != STATION_ACTIVE:
         raise StationInactive(f"station {station.station_id} is {station.status}")
@@ -85,6 +89,11 @@ def decide_grant(
             f"DRBG index {drbg_index} is behind station {station.station_id}'s next index "
             f"{station.next_index}",
             expected=station.next_index,
+        )
+    if drbg_index - station.next_index > index_window:
+        raise IndexOutOfWindow(
+            f"DRBG index {drbg_index} is more than {index_window} past station "
+            f"{station.station_id}'s next index {station.next_index} (site.json index_window)"
         )
     device_id = _check_chip(order, chip)
     if order.produced + order.reserved >= order.authorised_quantity:

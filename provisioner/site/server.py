@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from provisioner.errors import ProvisionerError
 from provisioner.hsm.pin import PinPrompt
+from provisioner.process import disable_core_dumps
 from provisioner.site.app import create_app
 from provisioner.site.context import Clock, SiteContext, open_site, utc_now
 from provisioner.site.keyprovider.setup import check_site_keys
@@ -29,6 +30,7 @@ _START_TIMEOUT_S = 20.0
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: open the site named by the environment."""
+    disable_core_dumps()
     db_url = os.environ.get(DB_URL_ENV) or None
     return create_app(open_site(Path(os.environ[SITE_DIR_ENV]), db_url=db_url))
 
@@ -67,7 +69,10 @@ def serve(
     A token site is opened here once to check module, token, PIN and keys; each worker
     then opens the token once itself (the PIN reaches workers as ``$PROVISIONER_PKCS11_PIN``
     when it was typed at the prompt).
+
+    Core dumps are disabled first (the process holds the master key); workers inherit it.
     """
+    disable_core_dumps()
     paths = SiteDir(site_dir.resolve())
     paths.read_settings()
     check_site_keys(paths.root, pin_prompt)

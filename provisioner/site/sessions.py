@@ -22,6 +22,7 @@ from provisioner.wire import SessionRequest, SessionResponse
 
 MAX_PIN_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
+MAX_LOCKOUT = timedelta(days=1)
 SESSION_LIFETIME = timedelta(hours=12)
 
 
@@ -32,6 +33,19 @@ def _dummy_hash() -> str:
 
 def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def lockout_after(failures: int) -> timedelta | None:
+    """Return how long ``failures`` consecutive wrong PINs lock an operator out, if at all.
+
+    From the ``MAX_PIN_FAILURES``-th failure on, every further one doubles the lockout (15 min,
+    30 min, 1 h, … up to a day); only a correct PIN or an admin reset clears the count.
+    """
+    if failures < MAX_PIN_FAILURES:
+        return None
+    doublings = min(failures - MAX_PIN_FAILURES, 16)
+    lockout: timedelta = LOCKOUT * (1 << doublings)
+    return min(lockout, MAX_LOCKOUT)
 
 
 def _is_locked(operator: Operator, now: datetime) -> bool:
@@ -51,7 +65,7 @@ def sign_in(ctx: SiteContext, station_id: str, request: SessionRequest) -> Sessi
 
     Raises:
         AuthenticationFailed: unknown operator or wrong PIN (audited).
-        OperatorLocked: 5 failures within the lockout window (audited).
+        OperatorLocked: the operator is locked out (``lockout_after``; audited).
     """
     with ctx.factory() as session:
         operator = session.get(Operator, request.operator_id)
@@ -77,14 +91,15 @@ def sign_in(ctx: SiteContext, station_id: str, request: SessionRequest) -> Sessi
             data["failures"] = locked.failures
             event = AuditEvent.operator_sign_in_failed
             failure = AuthenticationFailed("unknown operator or wrong PIN")
-            if locked.failures >= MAX_PIN_FAILURES:
-                locked.locked_until = now + LOCKOUT
-                locked.failures = 0
+            lockout = lockout_after(locked.failures)
+            if lockout is not None:
+                locked.locked_until = now + lockout
+                data["lockout_s"] = int(lockout.total_seconds())
                 event = AuditEvent.operator_locked
                 failure = OperatorLocked(
                     f"operator {request.operator_id} locked out for "
-                    f"{int(LOCKOUT.total_seconds() // 60)} minutes after "
-                    f"{MAX_PIN_FAILURES} failures"
+                    f"{int(lockout.total_seconds() // 60)} minutes after "
+                    f"{locked.failures} failures in a row"
                 )
         else:
             locked.failures = 0

@@ -9,6 +9,8 @@ from pathlib import Path
 from provisioner.errors import ProvisionerError
 
 DEFAULT_SITE_DIR = Path("site-data")
+DEFAULT_INDEX_WINDOW = 4096
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 
 class SiteDirError(ProvisionerError):
@@ -79,7 +81,12 @@ class SiteDir:
         """
         try:
             raw = json.loads(self.settings.read_text(encoding="utf-8"))
-            return SiteSettings(site_name=str(raw["site_name"]), db_url=str(raw["db_url"]))
+            return SiteSettings(
+                site_name=str(raw["site_name"]), db_url=str(raw["db_url"]),
+                index_window=_count(raw, "index_window", DEFAULT_INDEX_WINDOW),
+                max_body_bytes=_count(raw, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+                openapi=_flag(raw, "openapi"),
+            )
         except FileNotFoundError as exc:
             raise SiteDirError(self.root, "not a site directory (run `site init`)") from exc
         except (ValueError, KeyError, TypeError) as exc:
@@ -87,13 +94,39 @@ class SiteDir:
 
     def write_settings(self, settings: SiteSettings) -> None:
         """Write site.json."""
-        payload = {"site_name": settings.site_name, "db_url": settings.db_url}
+        payload = {
+            "site_name": settings.site_name, "db_url": settings.db_url,
+            "index_window": settings.index_window, "max_body_bytes": settings.max_body_bytes,
+            "openapi": settings.openapi,
+        }
         self.settings.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def _count(raw: dict[str, object], key: str, default: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31:
+        raise ValueError(f"{key} must be an integer from 1 to 2^31, not {value!r}")
+    return value
+
+
+def _flag(raw: dict[str, object], key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
 class SiteSettings:
-    """What site.json holds."""
+    """What site.json holds.
+
+    ``index_window``: how far past a station's next index one grant may ask (each skipped
+    index costs the site one DRBG step). ``max_body_bytes``: the largest station request body.
+    ``openapi``: serve /v1/openapi.json and /v1/docs (to clients with a station certificate).
+    """
 
     site_name: str
     db_url: str
+    index_window: int = DEFAULT_INDEX_WINDOW
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    openapi: bool = False

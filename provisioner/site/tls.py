@@ -6,9 +6,10 @@ connection's SSL object and adds the extension (ASGI spec, "TLS Extension") to e
 on that connection.
 
 One listener serves everything with ``CERT_OPTIONAL``: a certificate that is presented must
-chain to the site CA (else the handshake fails), and /v1/health, the OpenAPI document and
-field-update requests need none. Station endpoints refuse a request whose scope carries no
-verified certificate, or one whose fingerprint is not an active station's (403).
+chain to the site CA (else the handshake fails), and /v1/health needs none. Every other path
+goes through ``provisioner.site.gate.StationGate``, which refuses a request whose scope carries
+no verified certificate, or one whose fingerprint is not an active station's (403), before
+the body is read.
 """
 
 from __future__ import annotations

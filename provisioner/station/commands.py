@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import click
 
 from provisioner.errors import ProvisionerError, SiteUnreachable
 from provisioner.hsm.pin import PIN_ENV as TOKEN_PIN_ENV
+from provisioner.process import disable_core_dumps
 from provisioner.prompts import read_secret
 from provisioner.station.events import ignore_events
 from provisioner.station.presence import Connector
@@ -26,11 +26,6 @@ ENROL_PASSPHRASE_ENV = "PROVISIONER_ENROL_PASSPHRASE"  # noqa: S105 (a variable 
 PIN_ENV = "PROVISIONER_PIN"
 DEFAULT_DATA_DIR = Path("station-data")
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
-
-def disable_core_dumps() -> None:
-    """Forbid core dumps of this process: they would hold keys and images (design §3)."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
 
 @contextmanager
 def unlocked_station(data_dir: Path, passphrase_file: Path | None) -> Iterator[StationRunner]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from provisioner.crypto.bundle import EnrolmentBundle, is_sealed_blob, open_bundle
 from provisioner.crypto.sealed import StationSecrets, save_station_secrets
 from provisioner.crypto.secret import Secret
+from provisioner.crypto.secret_policy import MIN_PASSPHRASE_CHARS, weakness
 from provisioner.errors import NotABundle, Refused, StationConfigError
 from provisioner.station.config import StationConfig, StationPaths
 from provisioner.station.keystore import KeyStore
@@ -29,8 +30,6 @@ from provisioner.station.token_seal import (
     seal_on_token,
 )
 from provisioner.wire import EnrolmentConfirmation, EnrolmentConfirmed
-
-MIN_PASSPHRASE_CHARS = 8
 
 PENDING_NAME = "enrolment.pending"  # the confirmation's request id, until it is answered
 
@@ -123,11 +122,10 @@ def enroll_bundle(
     paths = StationPaths(data_dir)
     try:
         check_not_enrolled(data_dir)
-        if token is None and len(station_passphrase) < MIN_PASSPHRASE_CHARS:
-            raise StationConfigError(
-                str(data_dir),
-                f"station passphrase needs at least {MIN_PASSPHRASE_CHARS} characters",
-            )
+        reason = None if token is not None else weakness(
+            station_passphrase, min_chars=MIN_PASSPHRASE_CHARS)
+        if reason is not None:
+            raise StationConfigError(str(data_dir), f"station passphrase refused: it {reason}")
         config = StationConfig(
             station_id=bundle.station_id,
             site_url=bundle.site_url,

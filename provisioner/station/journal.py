@@ -1,4 +1,13 @@
-"""The station journal: every attempt transition appended and committed before its effect."""
+"""The station journal: every attempt transition appended and committed before its effect.
+
+Rows are authenticated: each carries HMAC-SHA256 under a journal key derived (HKDF) from the
+sealed station secrets, over its ``seq``, the previous row's MAC and every field, so a row
+that is forged, changed, reordered or deleted from the middle fails at open (the whole chain
+is checked there) with ``JournalError(code="journal_forged")``; a row holding a value the
+station never writes (an unknown state, an index past 2^63 - 1) fails the same way. The chain
+head is also recorded in the key stream state file at every key derivation, so a journal
+deleted or rolled back past that point is caught too (``check_anchor``).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +16,47 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+
+from provisioner.crypto.secret import Secret
 from provisioner.errors import JournalError
 from provisioner.station.engine import Attempt, AttemptState
+from provisioner.wire import MAX_DRBG_INDEX
+
+MAC_INFO = b"provisioner/station-journal-mac/v1"
+MAC_SIZE_BYTES = 32
+_MAC_LABEL = "provisioner/station-journal/v1"
+_COLUMNS = ("attempt_id", "time", "location", "order_id", "profile", "state", "closed",
+            "chip_uid", "request_id", "drbg_index", "grant_id", "device_id", "image_sha256",
+            "code", "detail", "timings_ms")
+_SELECT_CHAIN = (
+    "SELECT seq, attempt_id, time, location, order_id, profile, state, closed, chip_uid,"
+    " request_id, drbg_index, grant_id, device_id, image_sha256, code, detail, timings_ms, mac"
+    " FROM transitions ORDER BY seq"
+)
+_INSERT = (
+    "INSERT INTO transitions (seq, attempt_id, time, location, order_id, profile, state,"
+    " closed, chip_uid, request_id, drbg_index, grant_id, device_id, image_sha256, code,"
+    " detail, timings_ms, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_STATES = frozenset(state.value for state in AttemptState)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalHead:
+    """The newest row of the chain: its ``seq`` and MAC (seq 0: an empty journal)."""
+
+    seq: int
+    mac: bytes
+
+
+EMPTY_HEAD = JournalHead(0, bytes(MAC_SIZE_BYTES))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (
@@ -31,7 +76,8 @@ CREATE TABLE IF NOT EXISTS transitions (
     image_sha256 TEXT,
     code TEXT,
     detail TEXT NOT NULL,
-    timings_ms TEXT NOT NULL
+    timings_ms TEXT NOT NULL,
+    mac BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS transitions_attempt ON transitions (attempt_id, seq);
 CREATE INDEX IF NOT EXISTS transitions_chip ON transitions (chip_uid, state);
@@ -46,10 +92,14 @@ class Journal:
 
     Rows hold ids, indices, digests, timings and error codes only — never key, template or
     image bytes (the ``Attempt`` type has no field that could carry them).
+
+    Raises (at open): JournalError: the file cannot be opened, or a row fails its MAC or holds
+    a value the station never writes (``code="journal_forged"``).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mac_key: Secret) -> None:
         self.path = path
+        self._mac_key = Secret(mac_key.reveal())
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -59,6 +109,60 @@ class Journal:
             raise JournalError(f"{path}: cannot open journal: {exc}") from exc
         path.chmod(0o600)
         self._lock = threading.Lock()
+        self._head = self._verify_chain()
+
+    def _mac(self, seq: int, previous: bytes, row: tuple[object, ...]) -> crypto_hmac.HMAC:
+        mac = crypto_hmac.HMAC(self._mac_key.reveal(), hashes.SHA256())
+        mac.update(json.dumps([_MAC_LABEL, seq, previous.hex(), *row],
+                              separators=(",", ":")).encode())
+        return mac
+
+    def _verify_chain(self) -> JournalHead:
+        """Check every row's MAC and values in seq order; return the chain head."""
+        head = EMPTY_HEAD
+        with self._guard("verify") as db:
+            try:
+                rows = db.execute(_SELECT_CHAIN).fetchall()
+            except sqlite3.OperationalError as exc:  # an older journal without MACs
+                raise JournalError(f"{self.path}: not an authenticated journal: {exc}",
+                                   code="journal_forged") from exc
+        for seq, *fields, mac in rows:
+            if not isinstance(mac, bytes) or seq != head.seq + 1:
+                raise _forged(self.path, seq, "is out of sequence or has no MAC")
+            try:
+                self._mac(seq, head.mac, tuple(fields)).verify(mac)
+            except (InvalidSignature, TypeError) as exc:
+                raise _forged(self.path, seq, "fails its MAC (forged or changed)") from exc
+            _check_values(self.path, seq, fields)
+            head = JournalHead(seq, mac)
+        return head
+
+    def head(self) -> JournalHead:
+        """Return the newest row's seq and MAC (recorded by the key store as an anchor)."""
+        with self._lock:
+            return self._head
+
+    def check_anchor(self, anchor: JournalHead | None) -> None:
+        """Check that the row ``anchor`` names (recorded at the last key derivation) is here.
+
+        Raises:
+            JournalError: the journal is empty though keys were derived (``journal_missing``),
+                or lacks that row (``journal_rolled_back``).
+        """
+        if anchor is None or anchor.seq == 0:
+            return
+        with self._guard("read") as db:
+            row = db.execute("SELECT mac FROM transitions WHERE seq = ?", (anchor.seq,)
+                             ).fetchone()
+        if row is None and self.head().seq == 0:
+            raise JournalError(
+                f"{self.path}: the journal is missing or empty, but the key stream recorded "
+                f"{anchor.seq} journal rows", code="journal_missing")
+        if row is None or row[0] != anchor.mac:
+            raise JournalError(
+                f"{self.path}: the journal was rolled back or replaced: row {anchor.seq} "
+                f"recorded by the key stream is {'missing' if row is None else 'different'}",
+                code="journal_rolled_back")
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -89,18 +193,16 @@ class Journal:
             json.dumps(timings_ms or {}, sort_keys=True),
         )
         with self._guard("append") as db:
+            seq = self._head.seq + 1
+            mac = self._mac(seq, self._head.mac, row).finalize()
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(
-                    "INSERT INTO transitions (attempt_id, time, location, order_id, profile, state,"
-                    " closed, chip_uid, request_id, drbg_index, grant_id, device_id, image_sha256,"
-                    " code, detail, timings_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    row,
-                )
+                db.execute(_INSERT, (seq, *row, mac))
             except sqlite3.Error:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            self._head = JournalHead(seq, mac)
 
     def latest(self) -> list[Attempt]:
         """Return the latest snapshot of every attempt, oldest attempt first."""
@@ -111,7 +213,10 @@ class Journal:
                 " FROM transitions"
                 " WHERE seq IN (SELECT MAX(seq) FROM transitions GROUP BY attempt_id) ORDER BY seq"
             ).fetchall()
-        return [_attempt(row) for row in rows]
+        try:
+            return [_attempt(row) for row in rows]
+        except ValueError as exc:  # changed behind our back since the chain was checked
+            raise JournalError(f"{self.path}: {exc}", code="journal_forged") from exc
 
     def open_attempts(self) -> list[Attempt]:
         """Return attempts that are not closed: live ones and unreported terminal ones."""
@@ -155,12 +260,33 @@ class Journal:
             rows = db.execute(
                 "SELECT state FROM transitions WHERE attempt_id = ? ORDER BY seq", (attempt_id,)
             ).fetchall()
-        return [AttemptState(state) for (state,) in rows]
+        try:
+            return [AttemptState(state) for (state,) in rows]
+        except ValueError as exc:
+            raise JournalError(f"{self.path}: {exc}", code="journal_forged") from exc
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection and wipe the journal key."""
         with self._lock:
             self._db.close()
+            self._mac_key.wipe()
+
+
+def _forged(path: Path, seq: object, reason: str) -> JournalError:
+    return JournalError(f"{path}: journal row {seq} {reason}", code="journal_forged")
+
+
+def _check_values(path: Path, seq: int, fields: list[object]) -> None:
+    """Refuse a row holding a value the station never writes."""
+    values = dict(zip(_COLUMNS, fields, strict=True))
+    if values["state"] not in _STATES:
+        raise _forged(path, seq, f"has the unknown state {ascii(values['state'])[:40]}")
+    if values["closed"] not in (0, 1):
+        raise _forged(path, seq, "has a closed flag that is neither 0 nor 1")
+    for name in ("drbg_index", "device_id"):
+        value = values[name]
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_DRBG_INDEX):
+            raise _forged(path, seq, f"has {name} {ascii(value)[:40]} out of range")
 
 
 def _attempt(row: tuple[object, ...]) -> Attempt:

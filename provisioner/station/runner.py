@@ -260,7 +260,7 @@ class StationRunner:
             verified=success,
             protected=protected,
             error_code=None if success else attempt.code,
-            error=None if success else attempt.detail[:2000] or None,
+            error=None if success else wire.printable(attempt.detail) or None,
         )
         answer = self.client.complete(attempt.grant_id, request)
         board.step(Event(EventKind.acknowledged),

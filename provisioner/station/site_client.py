@@ -121,6 +121,10 @@ class SiteClient:
         path = f"/grants/{grant_id}/complete"
         return self._call("POST", path, request, wire.CompleteResponse, idempotent=True)
 
+    def raise_alarm(self, alarm: wire.StationAlarm) -> wire.AlarmRecorded:
+        """Have the site audit an alarm this station found (no operator session needed)."""
+        return self._call("POST", "/alarms", alarm, wire.AlarmRecorded, idempotent=False)
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import select
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,3 +156,67 @@ def grant_body(chip_uid: str, drbg_index: int, request_id: str | None = None) ->
     """A grant request body."""
     return {"request_id": request_id or f"req-{secrets.token_hex(8)}", "chip_uid": chip_uid,
             "drbg_index": drbg_index}
+
+
+_CHUNK = b"0" * 4096
+
+
+def stream_body(
+    port: int, context: ssl.SSLContext, head: bytes, body_bytes: int, *, chunked: bool
+) -> bytes:
+    """Send ``head`` then up to ``body_bytes`` of zeros, stopping at the site's answer.
+
+    Sends small frames only while the socket is writable and no answer is readable, so a
+    write never blocks half-way through a TLS record; stops when the site answers, closes or
+    stops reading for 10 s, then reads one complete answer and returns it raw.
+    """
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    answer = b""
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(head)
+        sent = 0
+        with contextlib.suppress(OSError):  # the site closed the connection on us: good
+            while sent < body_bytes:
+                readable, writable, _ = select.select([tls], [tls], [], 10)
+                if readable or tls.pending():
+                    found = _read_now(tls)  # a TLS 1.3 session ticket is no answer
+                    if found is not None:
+                        answer = found
+                        break
+                if not writable:
+                    break
+                frame = (b"%x\r\n" % len(_CHUNK) + _CHUNK + b"\r\n") if chunked else _CHUNK
+                tls.sendall(frame)
+                sent += len(_CHUNK)
+        with contextlib.suppress(OSError):
+            while not _is_complete(answer) and (chunk := tls.recv(65536)):
+                answer += chunk
+    return answer
+
+
+def _read_now(tls: ssl.SSLSocket) -> bytes | None:
+    """Return application data already here (b"" if closed), or None if there is none."""
+    tls.settimeout(0.0)
+    try:
+        return tls.recv(65536)
+    except ssl.SSLWantReadError:
+        return None
+    finally:
+        tls.settimeout(30.0)
+
+
+def _is_complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
+def request_head(path: str, extra: bytes) -> bytes:
+    """Return a raw POST request head for ``path``."""
+    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n" + extra + b"\r\n")

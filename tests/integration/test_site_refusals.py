@@ -65,6 +65,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     ctx = open_site(root)
     try:
         admin.add_operator(ctx, "bob", "1234-5678")
+        admin.add_operator(ctx, "carol", "5821-9037")
         catalogue.create_order(ctx, product="widget", profile="stm32f103c8", quantity=1,
                                bootloader="1.0", order_id="o-one")
         catalogue.create_order(ctx, product="widget", profile="stm32f103c8", quantity=5,
@@ -147,12 +148,12 @@ def test_duplicate_chip_raises_an_alarm(bench: Bench) -> None:
 
 
 def test_index_reused_names_the_expected_index(bench: Bench) -> None:
-    ok = _grant(bench, "o-test", "c0000001", index=5000)
+    ok = _grant(bench, "o-test", "c0000001", index=500)
     assert ok.status_code == 200
     before = _counts(bench)
-    problem = _refused(bench, _grant(bench, "o-test", "c0000002", index=4999),
+    problem = _refused(bench, _grant(bench, "o-test", "c0000002", index=499),
                        "index_reused", before)
-    assert problem["expected_index"] == 5001
+    assert problem["expected_index"] == 501
 
 
 def test_order_closed(bench: Bench) -> None:
@@ -204,14 +205,14 @@ def test_grant_not_found(bench: Bench) -> None:
 
 
 def test_same_request_id_returns_the_same_grant(bench: Bench) -> None:
-    first = _grant(bench, "o-test", "f2000001", index=6000, request_id="same-request-1")
+    first = _grant(bench, "o-test", "f2000001", index=600, request_id="same-request-1")
     before = _counts(bench)
-    second = _grant(bench, "o-test", "f2000001", index=6000, request_id="same-request-1")
+    second = _grant(bench, "o-test", "f2000001", index=600, request_id="same-request-1")
     assert second.status_code == 200
     assert {k: v for k, v in second.json().items() if k not in ("template", "application")} == {
         k: v for k, v in first.json().items() if k not in ("template", "application")}
     assert _counts(bench) == before
-    other = _grant(bench, "o-test", "f2000002", index=6001, request_id="same-request-1")
+    other = _grant(bench, "o-test", "f2000002", index=601, request_id="same-request-1")
     _refused(bench, other, "invalid_request", before)
 
 
@@ -225,12 +226,12 @@ def test_malformed_body_is_invalid_request(bench: Bench) -> None:
 
 def test_missing_or_foreign_token_is_refused(bench: Bench) -> None:
     before = _counts(bench)
-    answer = bench.http.post("/v1/orders/o-test/grants", json=grant_body("f3000001", 7000))
+    answer = bench.http.post("/v1/orders/o-test/grants", json=grant_body("f3000001", 700))
     assert answer.status_code == 401
     _refused(bench, answer, "authentication_failed", before)
     with client(bench.server.url, bench.setup.ca_path, bench.setup.stations["ST-2"]) as other:
         # alice's token was issued to ST-1: it is worthless on ST-2's connection.
-        answer = other.post("/v1/orders/o-test/grants", json=grant_body("f3000001", 7000),
+        answer = other.post("/v1/orders/o-test/grants", json=grant_body("f3000001", 700),
                             headers=bench.auth)
         _refused(bench, answer, "authentication_failed", before)
 
@@ -251,6 +252,27 @@ def test_pin_lockout_after_five_failures_for_fifteen_minutes(bench: Bench) -> No
     assert bench.http.post("/v1/session", json=right).status_code == 200
     assert bench.http.post("/v1/session", json={"operator_id": OPERATOR, "pin": PIN}
                            ).status_code == 200
+
+
+def test_lockout_doubles_and_a_lapsed_lockout_does_not_reset_the_count(bench: Bench) -> None:
+    """The attack: 5 guesses, wait 15 minutes, 5 more, ... (~480 guesses a day before)."""
+    wrong = {"operator_id": "carol", "pin": "0000-0001"}
+    right = {"operator_id": "carol", "pin": "5821-9037"}
+    for _ in range(5):
+        bench.http.post("/v1/session", json=wrong)
+    assert _last_event(bench) == ("operator_locked", {
+        "operator_id": "carol", "station_id": "ST-1", "failures": 5, "lockout_s": 900,
+        "code": "operator_locked"})
+    for minutes in (30, 60, 120):  # each lapsed lockout: one more guess locks twice as long
+        bench.clock.advance(timedelta(minutes=minutes // 2 + 1))
+        answer = bench.http.post("/v1/session", json=wrong)
+        assert answer.status_code == 423
+        assert f"locked out for {minutes} minutes" in answer.json()["detail"]
+        assert bench.http.post("/v1/session", json=right).json()["code"] == "operator_locked"
+    bench.clock.advance(timedelta(minutes=121))
+    assert bench.http.post("/v1/session", json=right).status_code == 200
+    bench.http.post("/v1/session", json=wrong)  # a success cleared the count
+    assert _last_event(bench)[1]["failures"] == 1
 
 
 def test_a_profile_changed_since_the_order_is_not_used(bench: Bench) -> None:

@@ -43,7 +43,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SiteSetup
     server.stop()
 
 
-def test_health_and_openapi_need_no_client_certificate(
+def test_health_needs_no_client_certificate_and_openapi_is_off_by_default(
     served: tuple[SiteSetup, SiteServer],
 ) -> None:
     setup, server = served
@@ -51,9 +51,11 @@ def test_health_and_openapi_need_no_client_certificate(
         health = http.get("/v1/health")
         assert health.status_code == 200
         assert health.json()["status"] == "ok"
-        paths = http.get("/v1/openapi.json").json()["paths"]
-        assert "/v1/orders/{order_id}/grants" in paths
-        assert "/v1/grants/{grant_id}/complete" in paths
+        for path in ("/v1/openapi.json", "/v1/docs", "/v1/no-such-path"):
+            assert http.get(path).json()["code"] == "station_inactive"
+    with client(server.url, setup.ca_path, setup.stations["ST-1"]) as http:
+        assert http.get("/v1/openapi.json").status_code == 404
+        assert http.get("/v1/docs").status_code == 404
 
 
 def test_grant_and_complete_over_mutual_tls(served: tuple[SiteSetup, SiteServer]) -> None:

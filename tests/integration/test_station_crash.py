@@ -19,9 +19,8 @@ from station_fixtures import (
 from provisioner.demo import virtual_boards
 from provisioner.site import catalogue
 from provisioner.station.commands import PIN_ENV, STATION_PASSPHRASE_ENV
-from provisioner.station.config import StationPaths
-from provisioner.station.journal import Journal
 from provisioner.station.runner import CRASH_ENV
+from provisioner.station.unlock import open_station
 
 # Kill right after journaling each state (before its effect), and right after the effects that
 # matter most (":after": the grant answer received but not journaled, the key persisted, the
@@ -87,8 +86,9 @@ def test_kill_at_every_state_then_recover(tmp_path: Path) -> None:
         assert indices == sorted(set(indices))
         order = catalogue.show_order(site.server.context, order_id)
         assert (order.produced, order.reserved) == (len(PROGRAMMED_AFTER) + 1, 0)
-        journal = Journal(StationPaths(station_dir).journal)
+        runner = open_station(station_dir, STATION_PASSPHRASE)  # checks the journal's MACs
+        journal = runner.journal
         assert journal.open_attempts() == []
         journal_indices = [a.drbg_index for a in journal.latest() if a.grant_id is not None]
         assert sorted(journal_indices) == indices
-        journal.close()
+        runner.close()

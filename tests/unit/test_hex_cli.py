@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from hex_generator import Image, ImageTooLarge, emit_binary, emit_ihex, load, parse_ihex
 from hex_generator import cli as hex_cli
-from hex_generator import load, parse_ihex
 from hw_profiles import cli as profiles_cli
 from hw_profiles import load_profile
 
@@ -94,3 +94,37 @@ def test_errors_are_one_line_and_debug_adds_traceback(
     assert message in err
     assert profiles_cli.main(["--debug", *argv]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_convert_refuses_a_sparse_image_that_would_expand_past_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 11 §4: two bytes 4 GiB apart died with a MemoryError traceback."""
+    sparse = Image()
+    sparse.add(0x00000000, b"\xaa")
+    sparse.add(0xFFFFFFFF, b"\x55")
+    source = tmp_path / "sparse.hex"
+    source.write_text(emit_ihex(sparse), encoding="ascii")
+    out = tmp_path / "out.bin"
+    assert hex_cli.main(["convert", str(source), str(out)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        "hex-generator: error: image spans [0x00000000, 0x100000000) = 4,294,967,296 bytes as "
+        "a binary, more than the limit of 268,435,456 bytes")
+    assert not out.exists()
+    with pytest.raises(ImageTooLarge) as caught:
+        emit_binary(sparse, max_size_bytes=2**20)
+    assert (caught.value.start, caught.value.end, caught.value.limit) == (0, 2**32, 2**20)
+
+
+def test_convert_max_size_is_configurable(tmp_path: Path) -> None:
+    spread = Image()
+    spread.add(0x1000, b"\x01")
+    spread.add(0x1FFF, b"\x02")
+    source = tmp_path / "spread.hex"
+    source.write_text(emit_ihex(spread), encoding="ascii")
+    assert hex_cli.main(["convert", str(source), str(tmp_path / "a.bin"), "--max-size",
+                         "4095"]) == 1
+    assert hex_cli.main(["convert", str(source), str(tmp_path / "b.bin"), "--max-size",
+                         "0x1000"]) == 0
+    assert len((tmp_path / "b.bin").read_bytes()) == 0x1000

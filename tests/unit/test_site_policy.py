@@ -7,6 +7,7 @@ import pytest
 from provisioner.errors import (
     ChipQuarantined,
     DuplicateChip,
+    IndexOutOfWindow,
     IndexReused,
     OrderClosed,
     QuotaExhausted,
@@ -27,21 +28,22 @@ from provisioner.wire import DeviceStatus
 ORDER = OrderSnapshot("o-1", "open", 10, 3, 2, frozenset({"ST-1"}))
 STATION = StationSnapshot("ST-1", "active", 7)
 NEW_CHIP = ChipSnapshot("00112233")
+WINDOW = 100
 
 
 def test_new_chip_is_granted_without_a_device_id() -> None:
-    decision = decide_grant(ORDER, STATION, NEW_CHIP, 7)
+    decision = decide_grant(ORDER, STATION, NEW_CHIP, 7, index_window=WINDOW)
     assert decision.device_id is None
     assert decision.drbg_index == 7
 
 
 def test_index_ahead_of_expected_is_allowed() -> None:
-    assert decide_grant(ORDER, STATION, NEW_CHIP, 12).drbg_index == 12
+    assert decide_grant(ORDER, STATION, NEW_CHIP, 12, index_window=WINDOW).drbg_index == 12
 
 
 def test_failed_chip_retries_with_its_device_id() -> None:
     chip = ChipSnapshot("00112233", 41, "o-1", DeviceStatus.failed, 1)
-    assert decide_grant(ORDER, STATION, chip, 7).device_id == 41
+    assert decide_grant(ORDER, STATION, chip, 7, index_window=WINDOW).device_id == 41
 
 
 @pytest.mark.parametrize(
@@ -71,22 +73,30 @@ def test_refusals(
     error: type[Refused],
 ) -> None:
     with pytest.raises(error) as caught:
-        decide_grant(order, station, chip, index)
+        decide_grant(order, station, chip, index, index_window=WINDOW)
     assert caught.value.code == error.code
 
 
 def test_index_reused_names_the_expected_index() -> None:
     with pytest.raises(IndexReused) as caught:
-        decide_grant(ORDER, STATION, NEW_CHIP, 3)
+        decide_grant(ORDER, STATION, NEW_CHIP, 3, index_window=WINDOW)
     assert caught.value.expected == 7
     assert "3" in caught.value.detail
+
+
+@pytest.mark.parametrize("index", [7 + WINDOW + 1, 10**100])
+def test_index_past_the_window_is_refused(index: int) -> None:
+    assert decide_grant(ORDER, STATION, NEW_CHIP, 7 + WINDOW, index_window=WINDOW)
+    with pytest.raises(IndexOutOfWindow) as caught:
+        decide_grant(ORDER, STATION, NEW_CHIP, index, index_window=WINDOW)
+    assert f"more than {WINDOW} past" in caught.value.detail
 
 
 def test_duplicate_chip_wins_over_quota() -> None:
     full = OrderSnapshot("o-1", "open", 5, 5, 0, frozenset({"ST-1"}))
     chip = ChipSnapshot("00112233", 5, "o-1", DeviceStatus.programmed, 1)
     with pytest.raises(DuplicateChip):
-        decide_grant(full, STATION, chip, 7)
+        decide_grant(full, STATION, chip, 7, index_window=WINDOW)
 
 
 def test_completion_outcomes() -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from provisioner.crypto.secret import Secret
 from provisioner.errors import JournalError
 from provisioner.station.engine import Attempt, AttemptState
-from provisioner.station.journal import Journal
+from provisioner.station.journal import EMPTY_HEAD, Journal, JournalHead
 from provisioner.station.recovery import RecoveryAction, plan_recovery
+
+KEY = Secret(bytes(range(32)))
 
 
 def _attempt(state: AttemptState, **facts: object) -> Attempt:
@@ -19,7 +23,7 @@ def _attempt(state: AttemptState, **facts: object) -> Attempt:
 
 
 def test_journal_is_wal_with_full_sync_and_private(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+    journal = Journal(tmp_path / "j.sqlite3", KEY)
     journal.append(_attempt(AttemptState.detected))
     journal.close()
     db = sqlite3.connect(tmp_path / "j.sqlite3")
@@ -29,7 +33,7 @@ def test_journal_is_wal_with_full_sync_and_private(tmp_path: Path) -> None:
 
 def test_latest_snapshot_and_history_survive_reopen(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
-    journal = Journal(path)
+    journal = Journal(path, KEY)
     journal.append(_attempt(AttemptState.detected))
     journal.append(_attempt(AttemptState.uid_read, chip_uid="aa" * 12, request_id="r" * 10,
                             drbg_index=4))
@@ -39,7 +43,7 @@ def test_latest_snapshot_and_history_survive_reopen(tmp_path: Path) -> None:
                     closed=True)
     journal.append(other)
     journal.close()
-    reopened = Journal(path)
+    reopened = Journal(path, KEY)
     latest = reopened.latest()
     assert [a.attempt_id for a in latest] == ["a1", "a2"]
     assert latest[0].state is AttemptState.granted
@@ -55,7 +59,7 @@ def test_latest_snapshot_and_history_survive_reopen(tmp_path: Path) -> None:
 
 
 def test_programmed_chips_and_failed_device_ids(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+    journal = Journal(tmp_path / "j.sqlite3", KEY)
     assert journal.highest_index() is None
     journal.append(_attempt(AttemptState.verified, chip_uid="01" * 12, device_id=5, grant_id="g"))
     journal.append(replace(_attempt(AttemptState.failed, chip_uid="02" * 12, device_id=6,
@@ -68,7 +72,70 @@ def test_programmed_chips_and_failed_device_ids(tmp_path: Path) -> None:
 
 def test_unopenable_journal_raises_journal_error(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="cannot open journal"):
-        Journal(tmp_path / "missing-dir" / "j.sqlite3")
+        Journal(tmp_path / "missing-dir" / "j.sqlite3", KEY)
+
+
+def _three_rows(path: Path) -> JournalHead:
+    journal = Journal(path, KEY)
+    for state in (AttemptState.detected, AttemptState.uid_read, AttemptState.granted):
+        journal.append(_attempt(state, drbg_index=4, grant_id="g", device_id=7))
+    head = journal.head()
+    journal.close()
+    return head
+
+
+@pytest.mark.parametrize("tamper", [
+    "UPDATE transitions SET drbg_index = 5 WHERE seq = 2",
+    "UPDATE transitions SET state = 'teleported' WHERE seq = 2",
+    "UPDATE transitions SET mac = x'00' WHERE seq = 1",
+    "UPDATE transitions SET seq = 9 WHERE seq = 3",
+    "DELETE FROM transitions WHERE seq = 2",
+], ids=["index", "state", "mac", "reordered", "deleted"])
+def test_a_changed_journal_fails_at_open(tmp_path: Path, tamper: str) -> None:
+    path = tmp_path / "j.sqlite3"
+    _three_rows(path)
+    with sqlite3.connect(path) as db:
+        db.execute(tamper)
+    with pytest.raises(JournalError) as caught:
+        Journal(path, KEY)
+    assert caught.value.code == "journal_forged"
+    assert "journal row" in str(caught.value)
+
+
+def test_another_stations_key_does_not_open_the_journal(tmp_path: Path) -> None:
+    _three_rows(tmp_path / "j.sqlite3")
+    with pytest.raises(JournalError, match="row 1 fails its MAC"):
+        Journal(tmp_path / "j.sqlite3", Secret(bytes(32)))
+
+
+def test_values_the_station_never_writes_are_refused_even_with_a_valid_mac(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j.sqlite3", KEY)
+    bogus = SimpleNamespace(value="teleported")  # a state our engine does not have
+    journal.append(replace(_attempt(AttemptState.detected), state=bogus))  # type: ignore[arg-type]
+    journal.close()
+    with pytest.raises(JournalError, match="unknown state 'teleported'"):
+        Journal(tmp_path / "j.sqlite3", KEY)
+
+
+def test_anchor_names_missing_and_rolled_back_journals(tmp_path: Path) -> None:
+    head = _three_rows(tmp_path / "a.sqlite3")
+    journal = Journal(tmp_path / "a.sqlite3", KEY)
+    journal.check_anchor(head)
+    journal.check_anchor(EMPTY_HEAD)
+    journal.check_anchor(None)
+    with pytest.raises(JournalError) as rolled:
+        journal.check_anchor(JournalHead(head.seq + 1, head.mac))
+    assert rolled.value.code == "journal_rolled_back"
+    with pytest.raises(JournalError) as replaced:
+        journal.check_anchor(JournalHead(head.seq, bytes(32)))
+    assert replaced.value.code == "journal_rolled_back"
+    journal.close()
+    empty = Journal(tmp_path / "new.sqlite3", KEY)
+    with pytest.raises(JournalError) as missing:
+        empty.check_anchor(head)
+    assert missing.value.code == "journal_missing"
 
 
 @pytest.mark.parametrize(

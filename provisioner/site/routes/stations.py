@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
 
 from provisioner.site.catalogue import list_orders
 from provisioner.site.confirmation import confirm_enrolment
@@ -15,7 +17,10 @@ from provisioner.site.identity import (
     station_id,
 )
 from provisioner.site.sessions import operator_for_token, sign_in
+from provisioner.site.station_alarms import record_alarm
 from provisioner.wire import (
+    ID_PATTERN,
+    AlarmRecorded,
     CompleteRequest,
     CompleteResponse,
     EnrolmentConfirmation,
@@ -25,6 +30,7 @@ from provisioner.wire import (
     OrderList,
     SessionRequest,
     SessionResponse,
+    StationAlarm,
 )
 
 router = APIRouter()
@@ -32,6 +38,7 @@ router = APIRouter()
 _CTX = Depends(site_context)
 _STATION = Depends(station_id)
 _TOKEN = Depends(bearer_token)
+PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 _ENROLLING = Depends(enrolling_station_id)
 
 
@@ -49,7 +56,7 @@ def post_enrolment(
 def post_session(
     body: SessionRequest, ctx: SiteContext = _CTX, station: str = _STATION
 ) -> SessionResponse:
-    """Sign an operator in at this station (lockout after 5 failures for 15 minutes)."""
+    """Sign an operator in at this station (exponential lockout after repeated failures)."""
     return sign_in(ctx, station, body)
 
 
@@ -63,7 +70,7 @@ def get_orders(ctx: SiteContext = _CTX, station: str = _STATION, token: str = _T
 
 @router.post("/orders/{order_id}/grants", response_model=GrantResponse)
 def post_grant(
-    order_id: str, body: GrantRequest, request: Request, ctx: SiteContext = _CTX,
+    order_id: PathId, body: GrantRequest, request: Request, ctx: SiteContext = _CTX,
     station: str = _STATION, token: str = _TOKEN,
 ) -> GrantResponse:
     """Grant a device ID and key index for one chip (design §3 step 3)."""
@@ -73,9 +80,16 @@ def post_grant(
 
 @router.post("/grants/{grant_id}/complete", response_model=CompleteResponse)
 def post_complete(
-    grant_id: str, body: CompleteRequest, request: Request, ctx: SiteContext = _CTX,
+    grant_id: PathId, body: CompleteRequest, request: Request, ctx: SiteContext = _CTX,
     station: str = _STATION, token: str = _TOKEN,
 ) -> CompleteResponse:
     """Record the outcome of one grant (design §3 step 5)."""
     request.state.request_id = body.request_id
     return complete_grant(ctx, station, token, grant_id, body)
+
+
+@router.post("/alarms", response_model=AlarmRecorded)
+def post_alarm(body: StationAlarm, ctx: SiteContext = _CTX, station: str = _STATION
+               ) -> AlarmRecorded:
+    """Audit an alarm the station raises about itself (its journal failed its checks)."""
+    return record_alarm(ctx, station, body)

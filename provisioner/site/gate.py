@@ -1,0 +1,69 @@
+"""ASGI middleware: no work for a station endpoint before its client certificate is verified.
+
+Runs in front of the app, before any byte of the body is read: a request to anything but the
+public paths must come over a connection whose verified client certificate belongs to an
+enrolled station (of any status), else it is answered ``403 station_inactive`` at once (the body is
+never read, so an anonymous upload costs the site nothing). ``(station_id, status)`` is handed
+to the app in ``scope["state"]["station"]`` (``request.state.station``); the route's
+dependency (``identity.station_id`` or ``enrolling_station_id``) decides on the status.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import select
+
+from provisioner.errors import StationInactive
+from provisioner.site.context import SiteContext
+from provisioner.site.db.models import Station
+from provisioner.site.keys import fingerprint_der
+from provisioner.site.problems import send_refusal
+from provisioner.site.tls import ASGIApp, peer_cert_pem
+from provisioner.wire import API_PREFIX
+
+PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health"})
+
+
+def station_for_certificate(ctx: SiteContext, pem: str | None) -> tuple[str, str]:
+    """Return ``(station_id, status)`` of the station holding the verified certificate ``pem``.
+
+    Raises:
+        StationInactive: no certificate, or none of an enrolled station.
+    """
+    if pem is None:
+        raise StationInactive("station endpoints need a verified TLS client certificate")
+    fingerprint = fingerprint_der(ssl.PEM_cert_to_DER_cert(pem))
+    with ctx.factory() as session:
+        station = session.scalars(
+            select(Station).where(Station.cert_fingerprint == fingerprint)
+        ).first()
+        if station is None:
+            raise StationInactive("the client certificate belongs to no enrolled station")
+        return station.station_id, station.status
+
+
+class StationGate:
+    """Let only public paths and active stations' requests reach ``app``."""
+
+    def __init__(self, app: ASGIApp, *, ctx: SiteContext) -> None:
+        self._app = app
+        self._ctx = ctx
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in PUBLIC_PATHS:
+            await self._app(scope, receive, send)
+            return
+        pem = peer_cert_pem(scope)
+        try:
+            if pem is None:  # refused without a thread or a query
+                raise StationInactive("station endpoints need a verified TLS client certificate")
+            station = await anyio.to_thread.run_sync(station_for_certificate, self._ctx, pem)
+        except StationInactive as refusal:
+            await send_refusal(scope, send, refusal)
+            return
+        state = dict(scope.get("state") or {})
+        state["station"] = station
+        await self._app({**scope, "state": state}, receive, send)
