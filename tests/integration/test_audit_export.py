@@ -18,7 +18,7 @@ from provisioner.audit.checkpoint import Checkpoint, sign_checkpoint
 from provisioner.audit.commands import audit_group
 from provisioner.audit.export import write_export
 from provisioner.audit.verify import read_export, verify_export
-from provisioner.crypto.signing import SigningKey
+from provisioner.crypto.signing import SigningKey, VerifyKey
 from provisioner.errors import AuditError, ChainBroken
 
 COUNT = 50
@@ -197,10 +197,15 @@ def test_cli_verify_names_the_bad_entry(export: Path) -> None:
 
 def test_cli_report_text_and_html(export: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    result = CliRunner().invoke(audit_group, ["report", str(export), "--html", str(out)])
+    unpinned = CliRunner().invoke(audit_group, ["report", str(export)])
+    assert unpinned.exit_code == 2
+    assert "--key-id" in unpinned.output
+    pinned = VerifyKey.from_pem(members_of(export)["public_key.pem"]).key_id
+    result = CliRunner().invoke(audit_group, ["report", str(export), "--key-id", pinned,
+                                              "--html", str(out)])
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if line.startswith("ST-1"))
-    assert row.split() == ["ST-1", "25", "25", "0", "0", "0"]
+    assert row.split() == ["ST-1", "25", "25", "25", "0", "0", "0", "0", "100%"]
     page = out.read_text(encoding="utf-8")
     assert "Plant &lt;1&gt;" in page
     assert "<svg" in page
