@@ -128,7 +128,7 @@ def _inline(chart: pygal.graph.graph.Graph) -> Markup:
 
 
 def _charts(report: ProductionReport) -> dict[str, Markup]:
-    options = {"style": _STYLE, "js": [], "width": 720, "height": 320,
+    options = {"style": _STYLE, "js": [], "width": 720, "height": 320, "explicit_size": True,
                "print_values": True, "legend_at_bottom": True}
     days = sorted({day for day, _ in report.by_day_station})
     stations = sorted({station for _, station in report.by_day_station})

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from dom_fixtures import parse, render
 from report_fixtures import OPERATOR_2, STATIONS, Production, production
 from station_fixtures import profile
 
 from provisioner.audit.commands import audit_group
+from provisioner.site.db import repo
 
 OUTCOME_COLUMNS = ("granted", "programmed", "suspect", "failed", "quarantined", "released")
 
@@ -145,3 +147,39 @@ def test_reconcile_lists_then_releases_the_expired_reservation(run: Production) 
     assert "reserved:     0" in shown
     stations = run.site_cli("station", "list").splitlines()[2:]
     assert all(line.split()[3] != "never" for line in stations)
+
+
+def test_html_report_renders_in_chromium_with_the_true_numbers(run: Production,
+                                                              tmp_path: Path) -> None:
+    page_path = tmp_path / "report.html"
+    export = tmp_path / "audit.tar"
+    run.site_cli("audit", "export", str(export))
+    key_id = run.site.server.context.signer.key_id
+    result = CliRunner().invoke(audit_group, ["report", str(export), "--key-id", key_id,
+                                              "--html", str(page_path)])
+    assert result.exit_code == 0, result.output
+    screenshot = tmp_path / "report.png"
+    page = parse(render(page_path, screenshot))
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.stat().st_size > 20_000  # text, tables and three charts, not blank
+    assert page.texts["key-id"] == key_id
+    assert page.texts["verdict"].startswith("verified offline (whole chain")
+    head = run.site.server.context
+    with head.factory() as session:
+        signed = repo.signed_head(session)
+    assert page.texts["head"] == f"seq {signed.seq} {signed.hash}"
+    truth = run.truth
+    per_station = [str(truth.count("programmed", station=s) + truth.count("suspect", station=s))
+                   for s in STATIONS]
+    assert page.bars["chart-per-day"] == per_station  # one day: one stacked bar per station
+    assert page.bars["chart-yield"] == [expected_group(run, station=s)[-1].rstrip("%")
+                                        for s in STATIONS]
+    assert page.bars["chart-refusals"] == [str(truth.refusals[c]) for c in sorted(truth.refusals)]
+    stations = {row[0]: row[1:] for row in page.tables["By station"][1:]}
+    assert stations == {s: expected_group(run, station=s) for s in STATIONS}
+    operators = {row[0]: row[1:] for row in page.tables["By operator"][1:]}
+    assert operators == {o: expected_group(run, operator=o)
+                         for o in (run.site.operator_id, OPERATOR_2)}
+    devices = page.tables["Devices"]
+    assert len(devices) - 1 == len(truth.produced)
+    assert "<script src" not in page_path.read_text() and "<link" not in page_path.read_text()
