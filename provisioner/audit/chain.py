@@ -270,11 +270,20 @@ def is_signed(entry: AuditEntry, verify_key: VerifyKey) -> bool:
 
 
 def _damage_of_changed(entry: AuditEntry, items: list[AuditEntry], expected_seq: int) -> str:
-    """Tell an entry moved to another seq (its hash fits the seq after its link) from an edit."""
+    """Tell an entry moved to another seq (its hash fits another seq) from an edited one.
+
+    The seq it was signed under is found from its neighbours: the entry its prev_hash names,
+    or the entry naming its hash as prev_hash.
+    """
+    candidates = set()
     for other in items:
-        if other.hash == entry.prev_hash and other.seq + 1 != expected_seq:
-            return "reordered" if _hash_as(entry, other.seq + 1) == entry.hash else "changed"
-    return "changed"
+        if other.hash == entry.prev_hash:
+            candidates.add(other.seq + 1)
+        if other.prev_hash == entry.hash:
+            candidates.add(other.seq - 1)
+    candidates.discard(expected_seq)
+    moved = any(_hash_as(entry, seq) == entry.hash for seq in candidates)
+    return "reordered" if moved else "changed"
 
 
 def verify_chain(

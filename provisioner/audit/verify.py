@@ -7,7 +7,6 @@ import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from provisioner.audit.chain import GENESIS_HASH, AuditEntry, entry_from_json
 from provisioner.audit.checkpoint import (
@@ -53,27 +52,34 @@ class VerifySummary:
     continues: int | None = None
 
 
-def _read_upto_end(handle: IO[bytes], tolerate_cut: bool) -> bytes:
-    """Read a member; a cut-off entries member yields what is there (verified as truncated)."""
-    parts = []
-    while True:
-        try:
-            chunk = handle.read(1 << 20)
-        except tarfile.ReadError:
-            if not tolerate_cut:
-                raise
-            break
-        if not chunk:
-            break
-        parts.append(chunk)
-    return b"".join(parts)
+def _read_member(path: Path, archive: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    """Read a member; an entries member cut off by a short file yields the bytes that are there
+    (verified as truncated), read straight from the uncompressed tar at its data offset."""
+    if info.name == ENTRIES_MEMBER:
+        with path.open("rb") as raw:
+            raw.seek(info.offset_data)
+            return raw.read(info.size)
+    handle = archive.extractfile(info)
+    if handle is None:
+        raise AuditError(f"{path}: member {info.name!r} cannot be read")
+    return handle.read()
+
+
+def _next_member(archive: tarfile.TarFile, after_entries: bool) -> tarfile.TarInfo | None:
+    """The next member; a file cut off in (or after) the entries member simply ends there."""
+    try:
+        return archive.next()
+    except tarfile.ReadError:
+        if after_entries:
+            return None
+        raise
 
 
 def _read_members(path: Path) -> dict[str, bytes]:
     try:
         with tarfile.open(path, mode="r:") as archive:
             members: dict[str, bytes] = {}
-            for info in archive.getmembers():
+            while (info := _next_member(archive, ENTRIES_MEMBER in members)) is not None:
                 if info.name not in MEMBERS:
                     raise AuditError(f"{path}: unexpected member {info.name!r} in audit export")
                 if not info.isfile() or info.size > _MAX_MEMBER_BYTES:
@@ -81,10 +87,7 @@ def _read_members(path: Path) -> dict[str, bytes]:
                     raise AuditError(f"{path}: member {info.name!r} {reason}")
                 if info.name in members:
                     raise AuditError(f"{path}: member {info.name!r} appears twice")
-                handle = archive.extractfile(info)
-                if handle is None:
-                    raise AuditError(f"{path}: member {info.name!r} cannot be read")
-                members[info.name] = _read_upto_end(handle, info.name == ENTRIES_MEMBER)
+                members[info.name] = _read_member(path, archive, info)
     except (OSError, tarfile.TarError) as exc:
         raise AuditError(f"{path}: not a readable audit export: {exc}") from exc
     missing = [name for name in MEMBERS if name not in members]
@@ -217,9 +220,11 @@ def read_export(
     assert isinstance(first_seq, int)
     assert isinstance(last_seq, int)
     start = (first_seq or 1, str(manifest["first_prev_hash"]))
-    is_full = first_seq in (0, 1) and last_seq == site_head.seq
+    # A full export, or a range ending at the site's head, is anchored by the signed head.
+    at_head = last_seq == site_head.seq
+    is_full = first_seq in (0, 1) and at_head
     count = verify_anchored(
-        entries, key, anchors=anchors, head=site_head if is_full else None,
+        entries, key, anchors=anchors, head=site_head if at_head else None,
         every_signature=every_signature, start=start,
     )
     found_last = entries[-1].seq if entries else first_seq - 1
