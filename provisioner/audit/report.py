@@ -135,7 +135,10 @@ def _count(report: ProductionReport, entry: AuditEntry, outcome: str) -> None:
     keys = ((report.by_order, _text(data, "order_id")), (report.by_station, station),
             (report.by_operator, _text(data, "operator_id")), (report.by_day, day))
     for table, key in keys:
-        table.setdefault(key, Counter())[outcome] += 1
+        counts = table.get(key)
+        if counts is None:
+            counts = table[key] = Counter()
+        counts[outcome] += 1
     report.totals[outcome] += 1
     if outcome in ("programmed", "suspect"):
         report.by_day_station[(day, station)] = report.by_day_station.get((day, station), 0) + 1

@@ -328,6 +328,10 @@ def _record_completion(
         record(session, ctx, now=now, actor=actor, event=AuditEvent.alarm_digest_mismatch,
                data={**data, "detail": "the board reported another image digest than the "
                                        "site expects: device is suspect"})
+    elif outcome.status == DeviceStatus.quarantined:
+        record(session, ctx, now=now, actor=actor, event=AuditEvent.alarm_chip_quarantined,
+               data={**data, "detail": f"chip quarantined after {outcome.attempts} failed "
+                                       "attempts"})
     return CompleteResponse(
         grant_id=grant.grant_id, device_id=device.device_id, status=outcome.status,
         attempts=outcome.attempts,

@@ -16,6 +16,7 @@ from report_fixtures import OPERATOR_2, STATIONS, Production, production
 from station_fixtures import profile
 
 from provisioner.audit.commands import audit_group
+from provisioner.audit.verify import read_export
 from provisioner.site.db import repo
 
 OUTCOME_COLUMNS = ("granted", "programmed", "suspect", "failed", "quarantined", "released")
@@ -128,6 +129,21 @@ def test_audit_report_of_an_export_equals_the_ground_truth(run: Production,
     assert f"key {key_id}" in result.output
     assert_report_matches(run, result.output)
     assert_devices_match(run, list(csv.DictReader(io.StringIO(csv_path.read_text()))))
+    entries = read_export(export, expected_key_id=key_id)[1]
+    completions = [e for e in entries if e.event in ("device_programmed", "device_suspect")]
+    assert len(completions) == len(run.truth.produced)
+    for entry in completions:
+        data = entry.data
+        assert data["station_id"] == entry.actor.removeprefix("station:")
+        assert run.truth.produced[int(str(data["device_id"]))][1:3] == (
+            data["station_id"], data["operator_id"])
+        assert isinstance(data["drbg_index"], int)
+        assert data["verified"] is True
+        assert data["protection_level"] == profile().readout_protection.level
+        timings = data["timings_ms"]
+        assert isinstance(timings, dict)
+        assert timings
+        assert all(isinstance(v, int) and v >= 0 for v in timings.values())
     wrong = CliRunner().invoke(audit_group, ["report", str(export), "--key-id", "0" * 16])
     assert wrong.exit_code == 1
     assert "entry seq 1 is not signed by the manufacturer key (bad_signature)" in wrong.output
