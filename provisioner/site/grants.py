@@ -26,8 +26,8 @@ from provisioner.errors import (
     StationInactive,
 )
 from provisioner.site.alarms import audit_grant_refusal
-from provisioner.site.catalogue import check_firmware_profile
 from provisioner.site.audit_facts import record
+from provisioner.site.catalogue import check_firmware_profile
 from provisioner.site.context import (
     SiteContext,
     Template,
