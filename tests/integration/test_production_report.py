@@ -33,6 +33,8 @@ def section(output: str, title: str) -> dict[str, list[str]]:
     lines = output.splitlines()
     start = lines.index(title)
     rows: dict[str, list[str]] = {}
+    if lines[start + 1] == "(none)":
+        return rows
     for line in lines[start + 3:]:
         if not line.strip():
             break
@@ -115,6 +117,18 @@ def test_site_report_filters_by_order(run: Production) -> None:
     assert section(output, "By station") == {"ST-A": ["1", "1", "1", "0", "0", "0", "0", "100%"]}
     assert {c: int(v[0]) for c, v in section(output, "Refusals by code").items()} == {
         "quota_exhausted": 1, "station_not_allowed": 1}
+
+
+def test_site_report_filters_by_day(run: Production) -> None:
+    today = run.site.server.context.clock().strftime("%Y-%m-%d")
+    same = run.site_cli("report", "--from", today, "--to", today)
+    assert section(same, "By station") == {s: expected_group(run, station=s) for s in STATIONS}
+    before = run.site_cli("report", "--from", "2000-01-01", "--to", "2000-01-02")
+    assert section(before, "By station") == {}
+    orders = section(before, "By order")  # headers stay: what was authorised
+    assert {o: cells[1] for o, cells in orders.items()} == {
+        o: str(q) for o, q in run.orders.items()}
+    assert all(cells[2:] == ["0"] * 7 + [cells[1]] for cells in orders.values())
 
 
 def test_audit_report_of_an_export_equals_the_ground_truth(run: Production,
