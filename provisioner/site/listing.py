@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from provisioner.errors import OrderNotFound
 from provisioner.site.context import SiteContext
@@ -42,10 +43,7 @@ class StationView:
     last_seen: datetime | None
 
 
-def _version(session: object, firmware_id: str | None) -> str | None:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def _version(session: Session, firmware_id: str | None) -> str | None:
     if firmware_id is None:
         return None
     row = session.get(Firmware, firmware_id)

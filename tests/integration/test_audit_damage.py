@@ -18,6 +18,7 @@ from provisioner.audit.chain import AuditEntry, AuditEvent, build_entry, canonic
 from provisioner.audit.checkpoint import CHECKPOINT_INTERVAL, sign_checkpoint
 from provisioner.audit.commands import audit_group
 from provisioner.audit.export import MANIFEST_MEMBER, SIGNATURE_MEMBER, build_manifest
+from provisioner.audit.report import Filter
 from provisioner.audit.verify import last_link, verify_export
 from provisioner.crypto.signing import SigningKey
 from provisioner.errors import ChainBroken
@@ -25,6 +26,7 @@ from provisioner.site import admin, audit_trail
 from provisioner.site.context import SiteContext, open_site
 from provisioner.site.db import repo
 from provisioner.site.db.engine import transaction
+from provisioner.site.production import site_report
 
 
 def _grow(ctx: SiteContext, count: int) -> None:
@@ -295,3 +297,16 @@ def test_later_and_range_exports_continue_an_older_one(exported: tuple[SiteConte
     with pytest.raises(ChainBroken) as info:
         verify_export(later, expected_key_id=key_id, continues=forked_cp)
     assert (info.value.seq, info.value.kind) == (kept.seq, "not_continuation")
+
+
+def test_tables_disagreeing_with_the_chain_are_an_audited_alarm(site: SiteContext) -> None:
+    clean = site_report(site, Filter())
+    assert [a.event for a in clean.report.alarms] == []
+    _sql(site, "UPDATE orders SET produced = 3 WHERE order_id = 'o-test'")
+    built = site_report(site, Filter())
+    alarms = [a for a in built.report.alarms if a.event == "alarm_report_disagreement"]
+    assert [a.detail for a in alarms] == [
+        "order o-test: order table says 3 produced, 0 reserved; audit chain says 0, 0"]
+    stored = audit_trail.verify_site_chain(site).entries[-1]
+    assert (stored.event, stored.data["detail"]) == ("alarm_report_disagreement",
+                                                     alarms[0].detail)
