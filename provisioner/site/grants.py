@@ -22,6 +22,7 @@ from provisioner.errors import (
     InvalidRequest,
     OrderNotFound,
     ProfileError,
+    QuotaExhausted,
     Refused,
     StationInactive,
 )
@@ -38,7 +39,12 @@ from provisioner.site.db import repo
 from provisioner.site.db.engine import transaction
 from provisioner.site.db.models import Device, Firmware, Grant, Order, Station
 from provisioner.site.policy import decide_completion, decide_grant
-from provisioner.site.reconcile import RELEASED, release_reservation
+from provisioner.site.reconcile import (
+    RELEASED,
+    refuse_released,
+    release_expired,
+    release_reservation,
+)
 from provisioner.site.sessions import operator_for_token
 from provisioner.wire import (
     AttemptResult,
@@ -156,11 +162,18 @@ def issue_grant(
 
     One transaction: station row lock, order row lock, policy, device + grant rows, station's
     next index, order's reserved count, audit entry. Repeating a ``request_id`` returns the
-    same grant.
+    same grant. An order out of quota first releases its expired reservations (audited) and
+    decides once more, so an abandoned grant never holds a unit past its ``expires_at``.
     """
     try:
-        with transaction(ctx.factory) as session:
-            return _issue(ctx, session, station_id, token, order_id, request)
+        try:
+            with transaction(ctx.factory) as session:
+                return _issue(ctx, session, station_id, token, order_id, request)
+        except QuotaExhausted:
+            if not release_expired(ctx, order_id=order_id):
+                raise
+            with transaction(ctx.factory) as session:
+                return _issue(ctx, session, station_id, token, order_id, request)
     except IntegrityError as exc:
         # Another grant inserted this chip at the same instant: the unique chip_uid decided.
         refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
@@ -275,13 +288,14 @@ def complete_grant(
                     grant_id=grant_id, device_id=device.device_id,
                     status=DeviceStatus(device.status), attempts=device.attempts,
                 )
-            if grant.result == RELEASED:
-                raise GrantExpired(f"grant {grant_id} expired and its reservation was released")
-            raise GrantAlreadyCompleted(f"grant {grant_id} was completed as {grant.result}")
+            if grant.result != RELEASED:
+                raise GrantAlreadyCompleted(f"grant {grant_id} was completed as {grant.result}")
         order = repo.lock_order(session, grant.order_id)
         if order is None:
             raise OrderNotFound(f"order {grant.order_id} does not exist")
-        if _utc(grant.expires_at) <= now:
+        if grant.result == RELEASED:
+            expired = refuse_released(session, ctx, now, grant, device, reported=request)
+        elif _utc(grant.expires_at) <= now:
             expired = release_reservation(session, ctx, now, grant, device, order,
                                           reported=request)
         else:

@@ -4,7 +4,6 @@ expired grants so an order's count is right again — audited, one code path for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -98,6 +97,27 @@ def release_expired(ctx: SiteContext, *, order_id: str | None = None) -> list[Op
     return released
 
 
+def _late_report(reported: CompleteRequest | None) -> dict[str, object]:
+    if reported is None:
+        return {}
+    return {"reported_result": reported.result.value, "image_sha256": reported.image_sha256}
+
+
+def refuse_released(
+    session: Session, ctx: SiteContext, now: datetime, grant: Grant, device: Device, *,
+    reported: CompleteRequest,
+) -> GrantExpired:
+    """Audit a completion for a grant whose reservation was already released; return it."""
+    detail = f"grant {grant.grant_id} expired and its reservation was released"
+    record(session, ctx, now=now, actor=f"station:{grant.station_id}",
+           event=AuditEvent.grant_refused, data={
+               "code": GrantExpired.code, "detail": detail, "grant_id": grant.grant_id,
+               "device_id": device.device_id, "chip_uid": device.chip_uid,
+               "order_id": grant.order_id, "station_id": grant.station_id,
+               "operator_id": grant.operator_id, **_late_report(reported)})
+    return GrantExpired(detail)
+
+
 def release_reservation(
     session: Session, ctx: SiteContext, now: datetime, grant: Grant, device: Device,
     order: Order, *, reported: CompleteRequest | None,
@@ -115,15 +135,12 @@ def release_reservation(
     grant.result = RELEASED
     grant.completed_at = now
     session.flush()
-    late: Sequence[tuple[str, object]] = () if reported is None else (
-        ("reported_result", reported.result.value), ("image_sha256", reported.image_sha256),
-    )
     data: dict[str, object] = {
         "grant_id": grant.grant_id, "device_id": device.device_id, "chip_uid": device.chip_uid,
         "order_id": order.order_id, "station_id": grant.station_id,
         "operator_id": grant.operator_id, "drbg_index": grant.drbg_index,
         "status": outcome.status.value, "attempts": outcome.attempts,
-        "expires_at": _utc(grant.expires_at).isoformat(), **dict(late),
+        "expires_at": _utc(grant.expires_at).isoformat(), **_late_report(reported),
     }
     actor = "site:reconcile" if reported is None else f"station:{grant.station_id}"
     record(session, ctx, now=now, actor=actor, event=AuditEvent.reservation_released, data=data)
