@@ -284,6 +284,9 @@ def complete_grant(
             raise GrantNotFound(f"grant {grant_id} has no device row")
         if grant.result is not None:
             if grant.complete_request_id == request.request_id:
+                if grant.result == RELEASED:  # a retried late completion: refused, audited once
+                    raise GrantExpired(f"grant {grant_id} expired and its reservation was "
+                                       "released")
                 return CompleteResponse(
                     grant_id=grant_id, device_id=device.device_id,
                     status=DeviceStatus(device.status), attempts=device.attempts,

@@ -107,7 +107,12 @@ def refuse_released(
     session: Session, ctx: SiteContext, now: datetime, grant: Grant, device: Device, *,
     reported: CompleteRequest,
 ) -> GrantExpired:
-    """Audit a completion for a grant whose reservation was already released; return it."""
+    """Audit a completion for a grant whose reservation was already released; return it.
+
+    Its ``request_id`` is kept, so a retry of the same request is refused without a second
+    entry.
+    """
+    grant.complete_request_id = reported.request_id
     detail = f"grant {grant.grant_id} expired and its reservation was released"
     record(session, ctx, now=now, actor=f"station:{grant.station_id}",
            event=AuditEvent.grant_refused, data={
@@ -134,6 +139,8 @@ def release_reservation(
     order.reserved += outcome.reserved_delta
     grant.result = RELEASED
     grant.completed_at = now
+    if reported is not None:
+        grant.complete_request_id = reported.request_id
     session.flush()
     data: dict[str, object] = {
         "grant_id": grant.grant_id, "device_id": device.device_id, "chip_uid": device.chip_uid,

@@ -71,6 +71,9 @@ def test_an_expired_reservation_frees_its_unit_and_its_completion_is_refused(
     late = http.post(f"/v1/grants/{first.json()['grant_id']}/complete", headers=auth, json={
         "request_id": "late-complete-1", "result": "success", "image_sha256": "a" * 64})
     assert late.json()["code"] == "grant_expired"
+    again = http.post(f"/v1/grants/{first.json()['grant_id']}/complete", headers=auth, json={
+        "request_id": "late-complete-1", "result": "success", "image_sha256": "a" * 64})
+    assert again.json()["code"] == "grant_expired"
     ctx = server.context
     with ctx.factory() as session:
         order = session.get(Order, "o-one")
@@ -85,3 +88,4 @@ def test_an_expired_reservation_frees_its_unit_and_its_completion_is_refused(
                         ("alarm_stale_reservation", "a0000001", "site:reconcile")]
     assert ("grant_refused", "a0000002", "station:ST-1") in events
     assert events[-1][0] == "grant_refused"  # the late completion, code grant_expired
+    assert events[-2][0] == "grant_issued"  # its retry was refused without a second entry
