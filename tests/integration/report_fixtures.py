@@ -22,7 +22,7 @@ from sqlalchemy import update
 from station_fixtures import STATION_PASSPHRASE, served_site
 
 from provisioner import wire
-from provisioner.demo import DemoSite, virtual_boards
+from provisioner.demo import DemoBoard, DemoSite, virtual_boards
 from provisioner.errors import GrantExpired, StationNotAllowed
 from provisioner.sim.faults import BoardFaults
 from provisioner.site import admin
@@ -123,9 +123,9 @@ def _raw_grant(runner: StationRunner, order_id: str) -> wire.GrantResponse:
     return runner.client.request_grant(order_id, request)
 
 
-def _provision(runner: StationRunner, order_id: str, board: object) -> tuple[bool, str, int]:
-    result = runner.provision_board(order_id, board.location,  # type: ignore[attr-defined]
-                                    board.factory(), _ignore)  # type: ignore[attr-defined]
+def _provision(runner: StationRunner, order_id: str, board: DemoBoard
+               ) -> tuple[bool, str, int]:
+    result = runner.provision_board(order_id, board.location, board.connect, _ignore)
     return result.passed, result.code or "", result.device_id or 0
 
 
