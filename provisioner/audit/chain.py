@@ -27,7 +27,12 @@ _SECRET_SUFFIXES = ("_key", "_seed")
 
 
 class AuditEvent(StrEnum):
-    """Event names the site writes and the report reads (one vocabulary, STYLE §3)."""
+    """Event names the site writes and the report reads (one vocabulary, STYLE §3).
+
+    Adding an event: a member here, written through ``site/audit_facts.record``. A name
+    starting ``alarm_`` is listed by every report as an alarm, one ending ``_refused`` is
+    counted under its ``code``; the report reads the standard fields of ``FACT_FIELDS``.
+    """
 
     site_initialised = "site_initialised"
     station_enrolled = "station_enrolled"
@@ -50,8 +55,13 @@ class AuditEvent(StrEnum):
     device_failed = "device_failed"
     device_suspect = "device_suspect"
     device_quarantined = "device_quarantined"
+    reservation_released = "reservation_released"
     alarm_duplicate_chip = "alarm_duplicate_chip"
+    alarm_index_reused = "alarm_index_reused"
+    alarm_chip_quarantined = "alarm_chip_quarantined"
     alarm_digest_mismatch = "alarm_digest_mismatch"
+    alarm_stale_reservation = "alarm_stale_reservation"
+    alarm_report_disagreement = "alarm_report_disagreement"
     update_delivered = "update_delivered"
     update_refused = "update_refused"
     alarm_clone = "alarm_clone"
@@ -62,6 +72,23 @@ class AuditEvent(StrEnum):
     site_keys_migrated = "site_keys_migrated"
     site_key_files_shredded = "site_key_files_shredded"
     alarm_station_journal = "alarm_station_journal"
+
+
+# The fields an entry's data carries when they apply, under these names in every event.
+FACT_FIELDS = (
+    "order_id", "station_id", "operator_id", "device_id", "chip_uid", "drbg_index",
+    "grant_id", "image_sha256", "verified", "protection_level", "timings_ms", "code", "detail",
+)
+
+
+def is_alarm(event: str) -> bool:
+    """Whether ``event`` is an alarm (its name starts ``alarm_``)."""
+    return event.startswith("alarm_")
+
+
+def is_refusal(event: str) -> bool:
+    """Whether ``event`` records a refused request (its name ends ``_refused``)."""
+    return event.endswith("_refused")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,19 +234,32 @@ def build_entry(
     return AuditEntry(seq, stamp, actor, str(event), plain, prev_hash, digest, key_id, signature)
 
 
-def _is_intact(entry: AuditEntry) -> bool:
+def _signed_fields(entry: AuditEntry, seq: int) -> dict[str, JSON]:
+    return {
+        "seq": seq, "time": entry.time, "actor": entry.actor, "event": entry.event,
+        "data": dict(entry.data), "prev_hash": entry.prev_hash, "key_id": entry.key_id,
+    }
+
+
+def _hash_as(entry: AuditEntry, seq: int) -> str | None:
+    """Recompute ``entry``'s hash as if it had ``seq``; None when it cannot be encoded."""
+    if not isinstance(entry.prev_hash, str) or not _HEX64.fullmatch(entry.prev_hash):
+        return None
     try:
-        fields: dict[str, JSON] = {
-            "seq": entry.seq, "time": entry.time, "actor": entry.actor, "event": entry.event,
-            "data": dict(entry.data), "prev_hash": entry.prev_hash, "key_id": entry.key_id,
-        }
-        message = _hash_input(fields, entry.prev_hash)
-    except (AuditError, TypeError, ValueError):
-        return False
-    return message is not None and hashlib.sha256(message).hexdigest() == entry.hash
+        # Input parsed from JSON is JSON already: encode without the producer-side type walk.
+        text = json.dumps(_signed_fields(entry, seq), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(bytes.fromhex(entry.prev_hash) + text.encode("utf-8")).hexdigest()
 
 
-def _is_signed(entry: AuditEntry, verify_key: VerifyKey) -> bool:
+def _is_intact(entry: AuditEntry) -> bool:
+    return _hash_as(entry, entry.seq) == entry.hash
+
+
+def is_signed(entry: AuditEntry, verify_key: VerifyKey) -> bool:
+    """Whether ``entry``'s own signature verifies under ``verify_key``."""
     if entry.key_id != verify_key.key_id:
         return False
     try:
@@ -230,26 +270,49 @@ def _is_signed(entry: AuditEntry, verify_key: VerifyKey) -> bool:
     return True
 
 
-def verify_chain(entries: Iterable[AuditEntry], verify_key: VerifyKey) -> int:
-    """Verify hashes, signatures, seq order and links; return the number of entries.
+def _damage_of_changed(entry: AuditEntry, items: list[AuditEntry], expected_seq: int) -> str:
+    """Tell an entry moved to another seq (its hash fits another seq) from an edited one.
 
-    Per entry, in this order: its own hash ("changed"), its signature under ``verify_key``
-    ("bad_signature"), its seq against the previous one ("deleted" when a seq is missing,
-    "reordered" when it appears later or went back), its prev_hash against the previous hash
-    ("bad_link"). The seq named is the one expected at that
-    position, except for a seq that went back, which is named itself. A truncated tail
-    cannot be seen here: compare the head hash with one kept elsewhere (the export manifest).
+    The seq it was signed under is found from its neighbours: the entry its prev_hash names,
+    or the entry naming its hash as prev_hash.
+    """
+    candidates = set()
+    for other in items:
+        if other.hash == entry.prev_hash:
+            candidates.add(other.seq + 1)
+        if other.prev_hash == entry.hash:
+            candidates.add(other.seq - 1)
+    candidates.discard(expected_seq)
+    moved = any(_hash_as(entry, seq) == entry.hash for seq in candidates)
+    return "reordered" if moved else "changed"
+
+
+def verify_chain(
+    entries: Iterable[AuditEntry], verify_key: VerifyKey, *, signatures: bool = True,
+    start: tuple[int, str] = (1, GENESIS_HASH),
+) -> int:
+    """Verify hashes, key ids, signatures, seq order and links; return the number of entries.
+
+    Per entry, in this order: its own hash ("changed", or "reordered" when the entry is intact
+    but stored under another seq), its key id and, when ``signatures``, its signature under
+    ``verify_key`` ("bad_signature"), its seq against the previous one ("deleted" when a seq
+    is missing, "reordered" when it appears later or went back), its prev_hash against the
+    previous hash ("bad_link"). The seq named is the one expected at that position, except
+    for a seq that went back, which is named itself. ``start`` is the first (seq, prev_hash)
+    expected: a range export begins at its own first link. Without ``signatures`` the caller
+    anchors the entries with signed checkpoints (``checkpoint.verify_anchored``). A truncated
+    tail cannot be seen here: compare with the signed head.
 
     Raises:
         ChainBroken: at the first bad entry, with ``seq`` and ``kind``.
     """
     items = list(entries)
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
+    expected_seq, prev_hash = start
+    key_id = verify_key.key_id
     for position, entry in enumerate(items):
         if not _is_intact(entry):
-            raise ChainBroken(expected_seq, "changed")
-        if not _is_signed(entry, verify_key):
+            raise ChainBroken(expected_seq, _damage_of_changed(entry, items, expected_seq))
+        if entry.key_id != key_id or (signatures and not is_signed(entry, verify_key)):
             raise ChainBroken(expected_seq, "bad_signature")
         if entry.seq != expected_seq:
             if entry.seq < expected_seq:

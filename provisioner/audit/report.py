@@ -1,30 +1,31 @@
-"""Production report computed from audit entries alone, as a text table or self-contained HTML."""
+"""Production report computed from audit entries alone (pure): per order, station, operator,
+day; refusals by code; alarms; the device list. Rendering lives in ``report_render``."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from html import escape
 
-from provisioner.audit.chain import AuditEntry, AuditEvent
+from provisioner.audit.chain import AuditEntry, AuditEvent, is_alarm, is_refusal
 
 UNKNOWN = "(unknown)"
-OUTCOMES = ("granted", "programmed", "failed", "suspect", "quarantined")
+# Outcome columns, in table order; "produced" = programmed + suspect (the board holds an image).
+OUTCOMES = ("granted", "programmed", "suspect", "failed", "quarantined", "released")
 _OUTCOME_OF_EVENT: dict[str, str] = {
     AuditEvent.grant_issued: "granted",
     AuditEvent.device_programmed: "programmed",
-    AuditEvent.device_failed: "failed",
     AuditEvent.device_suspect: "suspect",
+    AuditEvent.device_failed: "failed",
     AuditEvent.device_quarantined: "quarantined",
+    AuditEvent.reservation_released: "released",
 }
-_REFUSAL_EVENTS = (AuditEvent.grant_refused, AuditEvent.update_refused)
-_ALARM_EVENTS = tuple(event for event in AuditEvent if event.startswith("alarm_"))
+_CLOSING = ("programmed", "suspect", "failed", "quarantined", "released")
 
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """One alarm entry as the report lists it."""
+    """One alarm as the report lists it."""
 
     seq: int
     time: str
@@ -33,18 +34,88 @@ class Alarm:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceLine:
+    """One produced board: who made it where, when, with what image and protection."""
+
+    device_id: int
+    chip_uid: str
+    order_id: str
+    station_id: str
+    operator_id: str
+    time: str
+    status: str
+    image_sha256: str
+    verified: bool
+    protection_level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Restrict a report to one order and/or UTC days ``from_day..to_day`` (inclusive)."""
+
+    order_id: str | None = None
+    from_day: str | None = None
+    to_day: str | None = None
+
+    def admits(self, entry: AuditEntry) -> bool:
+        """Whether ``entry`` falls inside the filter."""
+        day = entry.time[:10]
+        if self.from_day is not None and day < self.from_day:
+            return False
+        if self.to_day is not None and day > self.to_day:
+            return False
+        return self.order_id is None or entry.data.get("order_id") == self.order_id
+
+
+@dataclass(slots=True)
+class OrderLine:
+    """An order's header as created (authorised quantity, firmware, stations)."""
+
+    product: str = UNKNOWN
+    authorised: int = 0
+    stations: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class ProductionReport:
-    """Counts keyed by order, station and UTC day; each value maps outcome -> count."""
+    """Counts keyed by order, station, operator and UTC day; each maps outcome -> count."""
 
+    orders: dict[str, OrderLine] = field(default_factory=dict)
     by_order: dict[str, Counter[str]] = field(default_factory=dict)
     by_station: dict[str, Counter[str]] = field(default_factory=dict)
+    by_operator: dict[str, Counter[str]] = field(default_factory=dict)
     by_day: dict[str, Counter[str]] = field(default_factory=dict)
-    products: dict[str, str] = field(default_factory=dict)
+    by_day_station: dict[tuple[str, str], int] = field(default_factory=dict)
     refusals: Counter[str] = field(default_factory=Counter)
     alarms: list[Alarm] = field(default_factory=list)
+    devices: list[DeviceLine] = field(default_factory=list)
+    final_status: dict[int, str] = field(default_factory=dict)
     totals: Counter[str] = field(default_factory=Counter)
     entry_count: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    first_time: str | None = None
+    last_time: str | None = None
+
+    def produced(self, counts: Counter[str]) -> int:
+        """Boards holding an image: programmed + suspect."""
+        return counts["programmed"] + counts["suspect"]
+
+    def open_reservations(self, counts: Counter[str]) -> int:
+        """Grants not yet closed by an outcome."""
+        return counts["granted"] - sum(counts[name] for name in _CLOSING)
+
+    def remaining(self, order_id: str) -> int:
+        """Authorised units neither produced nor reserved."""
+        counts = self.by_order.get(order_id, Counter())
+        authorised = self.orders.get(order_id, OrderLine()).authorised
+        return authorised - self.produced(counts) - self.open_reservations(counts)
+
+    def yield_percent(self, counts: Counter[str]) -> int:
+        """Programmed boards per closed attempt, in whole percent (0 with no attempt)."""
+        closed = sum(counts[name] for name in _CLOSING)
+        return round(100 * counts["programmed"] / closed) if closed else 0
 
 
 def _text(data: Mapping[str, object], name: str) -> str:
@@ -52,149 +123,68 @@ def _text(data: Mapping[str, object], name: str) -> str:
     return UNKNOWN if value is None else str(value)
 
 
-def build_report(entries: Iterable[AuditEntry]) -> ProductionReport:
-    """Count outcomes, refusals (by code) and alarms from ``entries`` (pure)."""
+def _subject(data: Mapping[str, object]) -> str:
+    names = ("order_id", "station_id", "operator_id", "device_id", "chip_uid", "code")
+    return ", ".join(f"{name}={data[name]}" for name in names if data.get(name) is not None)
+
+
+def _count(report: ProductionReport, entry: AuditEntry, outcome: str) -> None:
+    data = entry.data
+    day = entry.time[:10]
+    station = _text(data, "station_id")
+    keys = ((report.by_order, _text(data, "order_id")), (report.by_station, station),
+            (report.by_operator, _text(data, "operator_id")), (report.by_day, day))
+    for table, key in keys:
+        counts = table.get(key)
+        if counts is None:
+            counts = table[key] = Counter()
+        counts[outcome] += 1
+    report.totals[outcome] += 1
+    if outcome in ("programmed", "suspect"):
+        report.by_day_station[(day, station)] = report.by_day_station.get((day, station), 0) + 1
+        protection = data.get("protection_level")
+        report.devices.append(DeviceLine(
+            device_id=int(str(data.get("device_id", 0))), chip_uid=_text(data, "chip_uid"),
+            order_id=_text(data, "order_id"), station_id=station,
+            operator_id=_text(data, "operator_id"), time=entry.time, status=outcome,
+            image_sha256=_text(data, "image_sha256"), verified=data.get("verified") is True,
+            protection_level=protection if isinstance(protection, int) else 0,
+        ))
+    if outcome != "granted" and isinstance(data.get("device_id"), int):
+        report.final_status[int(str(data["device_id"]))] = str(data.get("status", outcome))
+
+
+def build_report(entries: Iterable[AuditEntry], where: Filter | None = None) -> ProductionReport:
+    """Count outcomes, refusals (by code) and alarms from ``entries`` (pure).
+
+    Order headers (``order_created``) are always read; the rest only inside ``where``.
+    """
     report = ProductionReport()
+    where = where or Filter()
     for entry in entries:
         report.entry_count += 1
+        if report.first_time is None:
+            report.first_seq, report.first_time = entry.seq, entry.time
+        report.last_seq, report.last_time = entry.seq, entry.time
         data = entry.data
-        if entry.event == AuditEvent.order_created and "order_id" in data:
-            report.products[_text(data, "order_id")] = _text(data, "product")
+        if entry.event == AuditEvent.order_created:
+            stations = data.get("stations")
+            report.orders[_text(data, "order_id")] = OrderLine(
+                product=_text(data, "product"),
+                authorised=int(str(data.get("quantity", 0))),
+                stations=tuple(str(s) for s in stations) if isinstance(stations, list) else (),
+            )
+            continue
+        if not where.admits(entry):
+            continue
         outcome = _OUTCOME_OF_EVENT.get(entry.event)
         if outcome is not None:
-            keys = (
-                (report.by_order, _text(data, "order_id")),
-                (report.by_station, _text(data, "station_id")),
-                (report.by_day, entry.time[:10]),
-            )
-            for table, key in keys:
-                table.setdefault(key, Counter())[outcome] += 1
-            report.totals[outcome] += 1
-        elif entry.event in _REFUSAL_EVENTS:
+            _count(report, entry, outcome)
+        elif is_refusal(entry.event):
             report.refusals[_text(data, "code")] += 1
-        elif entry.event in _ALARM_EVENTS:
-            subject = ", ".join(
-                f"{name}={data[name]}" for name in ("order_id", "station_id", "device_id",
-                                                    "chip_uid") if name in data
-            )
-            report.alarms.append(
-                Alarm(entry.seq, entry.time, entry.event, subject, str(data.get("detail", "")))
-            )
+        if is_alarm(entry.event):
+            report.alarms.append(Alarm(entry.seq, entry.time, entry.event, _subject(data),
+                                       _text(data, "detail") if "detail" in data else ""))
+    if where.order_id is not None:
+        report.orders = {k: v for k, v in report.orders.items() if k == where.order_id}
     return report
-
-
-def _rows(table: Mapping[str, Counter[str]]) -> list[list[str]]:
-    return [[key, *(str(table[key][name]) for name in OUTCOMES)] for key in sorted(table)]
-
-
-def _printable(text: str) -> str:
-    # Audit data is untrusted text: keep terminal control sequences out of the table.
-    return "".join(char if char.isprintable() else "?" for char in text)
-
-
-def _fixed_width(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
-    """Lay out columns; the first ``left`` are left-aligned text, the rest right-aligned."""
-    rows = [[_printable(cell) for cell in row] for row in rows]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(row: list[str]) -> str:
-        cells = [
-            cell.ljust(width) if index < left else cell.rjust(width)
-            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-
-
-def _order_rows(report: ProductionReport) -> list[list[str]]:
-    rows = _rows(report.by_order)
-    return [[row[0], report.products.get(row[0], UNKNOWN), *row[1:]] for row in rows]
-
-
-def render_text(report: ProductionReport) -> str:
-    """Render the report as fixed-width text tables."""
-    out = [f"Production report ({report.entry_count} audit entries)", ""]
-    sections = (
-        ("By order", ["order_id", "product", *OUTCOMES], _order_rows(report)),
-        ("By station", ["station_id", *OUTCOMES], _rows(report.by_station)),
-        ("By day (UTC)", ["day", *OUTCOMES], _rows(report.by_day)),
-        ("Totals", ["", *OUTCOMES], [["all", *(str(report.totals[n]) for n in OUTCOMES)]]),
-        ("Refusals", ["code", "count"],
-         [[code, str(report.refusals[code])] for code in sorted(report.refusals)]),
-        ("Alarms", ["seq", "time", "event", "subject", "detail"],
-         [[str(a.seq), a.time, a.event, a.subject, a.detail] for a in report.alarms]),
-    )
-    for title, header, rows in sections:
-        out.append(title)
-        left = {"By order": 2, "Alarms": len(header)}.get(title, 1)
-        out.extend(_fixed_width(header, rows, left) if rows else ["(none)"])
-        out.append("")
-    return "\n".join(out)
-
-
-def _svg_bars(title: str, items: list[tuple[str, int]]) -> str:
-    """Return an inline SVG horizontal bar chart (labels escaped, no external assets)."""
-    bar_h, label_w, chart_w = 18, 180, 360
-    peak = max((value for _, value in items), default=0) or 1
-    height = 28 + bar_h * max(len(items), 1) + 4
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + chart_w + 60}" '
-        f'height="{height}" role="img" aria-label="{escape(title)}">',
-        f'<text x="0" y="16" font-weight="bold">{escape(title)}</text>',
-    ]
-    for index, (label, value) in enumerate(items):
-        y = 24 + index * bar_h
-        width = round(chart_w * value / peak)
-        parts.append(
-            f'<text x="0" y="{y + 13}">{escape(label)}</text>'
-            f'<rect x="{label_w}" y="{y + 2}" width="{width}" height="{bar_h - 4}" '
-            f'fill="#3a6ea5"/><text x="{label_w + width + 4}" y="{y + 13}">{value}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def render_html(report: ProductionReport, *, title: str = "Production report") -> str:
-    """Render a self-contained HTML page (inline CSS and SVG charts, no scripts)."""
-    sections = [
-        ("By order", _html_table(["order_id", "product", *OUTCOMES], _order_rows(report))),
-        ("By station", _svg_bars(
-            "Programmed per station",
-            [(key, report.by_station[key]["programmed"]) for key in sorted(report.by_station)],
-        ) + _html_table(["station_id", *OUTCOMES], _rows(report.by_station))),
-        ("By day (UTC)", _svg_bars(
-            "Programmed per day",
-            [(key, report.by_day[key]["programmed"]) for key in sorted(report.by_day)],
-        ) + _html_table(["day", *OUTCOMES], _rows(report.by_day))),
-        ("Totals", _svg_bars("Outcomes", [(n, report.totals[n]) for n in OUTCOMES])),
-        ("Refusals", _svg_bars(
-            "Refusals by code", [(c, report.refusals[c]) for c in sorted(report.refusals)]
-        ) + _html_table(["code", "count"],
-                        [[c, str(report.refusals[c])] for c in sorted(report.refusals)])),
-        ("Alarms", _html_table(
-            ["seq", "time", "event", "subject", "detail"],
-            [[str(a.seq), a.time, a.event, a.subject, a.detail] for a in report.alarms],
-        )),
-    ]
-    body = "".join(f"<h2>{escape(name)}</h2>{content}" for name, content in sections)
-    style = (
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "th,td{border:1px solid #999;padding:2px 8px}td{text-align:right}"
-        "td:first-child{text-align:left}svg text{font-size:12px}"
-    )
-    return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{escape(title)}</title><style>{style}</style></head><body>"
-        f"<h1>{escape(title)}</h1><p>{report.entry_count} audit entries</p>{body}</body></html>\n"
-    )

@@ -9,15 +9,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from provisioner.audit.chain import AuditEvent, verify_chain
-from provisioner.audit.export import write_export
+from provisioner.audit.chain import AuditEvent
 from provisioner.crypto.keystream import generate_seed
 from provisioner.crypto.pins import hash_pin
 from provisioner.crypto.secret import Secret
 from provisioner.crypto.secret_policy import MIN_PIN_CHARS, weakness
 from provisioner.errors import InvalidRequest, StationInactive
 from provisioner.hsm.errors import TokenError
-from provisioner.site import keys
+from provisioner.site import audit_trail, keys
 from provisioner.site.context import SiteContext, open_site, seed_aad, transport_aad, utc_now
 from provisioner.site.db import migrate, repo
 from provisioner.site.db.engine import make_engine, sqlite_url, transaction
@@ -237,19 +236,14 @@ def list_operators(ctx: SiteContext) -> list[tuple[str, int, datetime | None]]:
 
 
 def export_audit(ctx: SiteContext, path: Path) -> int:
-    """Write the audit chain as an export tar; return the number of entries."""
-    with ctx.factory() as session:
-        entries = repo.audit_entries(session)
-    write_export(path, entries, ctx.signer, site_name=ctx.site_name)
-    return len(entries)
+    """Write the whole audit chain as an export tar; return the number of entries."""
+    return audit_trail.export_site_audit(ctx, path)
 
 
 def verify_audit(ctx: SiteContext) -> int:
-    """Verify the chain stored in the database; return the number of entries.
+    """Verify the chain stored in the database against its signed head; return its length.
 
     Raises:
         ChainBroken: naming the first bad seq and how it is broken.
     """
-    with ctx.factory() as session:
-        entries = repo.audit_entries(session)
-    return verify_chain(entries, ctx.signer.verify_key)
+    return len(audit_trail.verify_site_chain(ctx).entries)

@@ -106,16 +106,6 @@ def station_add(station_id: str, site_url: str, bundle_path: Path | None) -> Non
                f"{enrolment.passphrase}")
 
 
-@station_group.command("list")
-@_translated
-def station_list() -> None:
-    """List stations."""
-    with _site() as ctx:
-        for info in admin.list_stations(ctx):
-            click.echo(f"{info.station_id}\t{info.status}\tnext_index={info.next_index}\t"
-                       f"{info.cert_fingerprint}")
-
-
 def _status_command(name: str, status: str) -> None:
     @station_group.command(name, help=f"Mark a station {status}.")
     @click.argument("station_id")
@@ -235,27 +225,6 @@ def order_create(product: str, profile: str, quantity: int, bootloader: str,
     click.echo(created)
 
 
-@order_group.command("list")
-@_translated
-def order_list() -> None:
-    """List orders with their counts."""
-    with _site() as ctx:
-        for order in catalogue.list_orders(ctx):
-            click.echo(f"{order.order_id}\t{order.status}\t{order.product}\t{order.profile}\t"
-                       f"{order.produced}+{order.reserved}/{order.authorised_quantity}")
-
-
-@order_group.command("show")
-@click.argument("order_id")
-@_translated
-def order_show(order_id: str) -> None:
-    """Show one order."""
-    with _site() as ctx:
-        order = catalogue.show_order(ctx, order_id)
-    for name, value in order.model_dump(mode="json").items():
-        click.echo(f"{name}: {value}")
-
-
 @order_group.command("add-station")
 @click.argument("order_id")
 @click.argument("station_id")
@@ -277,30 +246,6 @@ def order_close(order_id: str) -> None:
     click.echo(f"order {order_id} closed")
 
 
-@site_group.group("audit")
-def audit_group() -> None:
-    """Export and verify the audit chain."""
-
-
-@audit_group.command("export")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@_translated
-def audit_export(path: Path) -> None:
-    """Write the audit chain as a verifiable tar export."""
-    with _site() as ctx:
-        count = admin.export_audit(ctx, path)
-    click.echo(f"{count} entries exported to {path}")
-
-
-@audit_group.command("verify")
-@_translated
-def audit_verify() -> None:
-    """Verify the chain stored in the database."""
-    with _site() as ctx:
-        count = admin.verify_audit(ctx)
-    click.echo(f"audit chain OK: {count} entries")
-
-
 @site_group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8443, show_default=True)
@@ -313,3 +258,6 @@ def serve_command(host: str, port: int, workers: int, db_url: str | None) -> Non
 
     serve(_site_dir(), host=host, port=port, workers=workers, db_url=db_url,
           pin_prompt=site_pin_prompt())
+
+
+from provisioner.site import report_cli  # noqa: E402,F401  (adds its commands to the groups)

@@ -17,14 +17,17 @@ from provisioner.crypto import envelope
 from provisioner.errors import (
     DuplicateChip,
     GrantAlreadyCompleted,
+    GrantExpired,
     GrantNotFound,
     InvalidRequest,
     OrderNotFound,
     ProfileError,
+    QuotaExhausted,
     Refused,
     StationInactive,
 )
 from provisioner.site.alarms import audit_grant_refusal
+from provisioner.site.audit_facts import record
 from provisioner.site.catalogue import check_firmware_profile
 from provisioner.site.context import (
     SiteContext,
@@ -36,6 +39,12 @@ from provisioner.site.db import repo
 from provisioner.site.db.engine import transaction
 from provisioner.site.db.models import Device, Firmware, Grant, Order, Station
 from provisioner.site.policy import decide_completion, decide_grant
+from provisioner.site.reconcile import (
+    RELEASED,
+    refuse_released,
+    release_expired,
+    release_reservation,
+)
 from provisioner.site.sessions import operator_for_token
 from provisioner.wire import (
     AttemptResult,
@@ -153,19 +162,27 @@ def issue_grant(
 
     One transaction: station row lock, order row lock, policy, device + grant rows, station's
     next index, order's reserved count, audit entry. Repeating a ``request_id`` returns the
-    same grant. The key stream is moved to the index first, before any lock is taken.
+    same grant. The key stream is moved to the index first, before any lock is taken. An order
+    out of quota first releases its expired reservations (audited) and decides once more, so an
+    abandoned grant never holds a unit past its ``expires_at``.
     """
     _warm_key_stream(ctx, station_id, request.drbg_index)
     try:
-        with transaction(ctx.factory) as session:
-            return _issue(ctx, session, station_id, token, order_id, request)
+        try:
+            with transaction(ctx.factory) as session:
+                return _issue(ctx, session, station_id, token, order_id, request)
+        except QuotaExhausted:
+            if not release_expired(ctx, order_id=order_id):
+                raise
+            with transaction(ctx.factory) as session:
+                return _issue(ctx, session, station_id, token, order_id, request)
     except IntegrityError as exc:
         # Another grant inserted this chip at the same instant: the unique chip_uid decided.
         refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
-        audit_grant_refusal(ctx, station_id, order_id, request, refusal)
+        audit_grant_refusal(ctx, station_id, order_id, request, refusal, token)
         raise refusal from exc
     except Refused as refusal:
-        audit_grant_refusal(ctx, station_id, order_id, request, refusal)
+        audit_grant_refusal(ctx, station_id, order_id, request, refusal, token)
         raise
 
 
@@ -250,7 +267,7 @@ def _issue(
         event=AuditEvent.grant_issued,
         data={
             "grant_id": grant_id, "request_id": request.request_id, "order_id": order_id,
-            "device_id": device_id, "chip_uid": request.chip_uid,
+            "station_id": station_id, "device_id": device_id, "chip_uid": request.chip_uid,
             "drbg_index": request.drbg_index, "operator_id": operator_id,
             "profile_sha256": unlocked.profile_sha256, "image_sha256": prepared.image_sha256,
         },
@@ -260,7 +277,7 @@ def _issue(
 
 _COMPLETION_EVENTS = {
     DeviceStatus.programmed: AuditEvent.device_programmed,
-    DeviceStatus.suspect: AuditEvent.alarm_digest_mismatch,
+    DeviceStatus.suspect: AuditEvent.device_suspect,
     DeviceStatus.failed: AuditEvent.device_failed,
     DeviceStatus.quarantined: AuditEvent.device_quarantined,
 }
@@ -269,7 +286,12 @@ _COMPLETION_EVENTS = {
 def complete_grant(
     ctx: SiteContext, station_id: str, token: str, grant_id: str, request: CompleteRequest
 ) -> CompleteResponse:
-    """Record a grant's outcome; repeating the same ``request_id`` returns the same answer."""
+    """Record a grant's outcome; repeating the same ``request_id`` returns the same answer.
+
+    A grant past its ``expires_at`` is refused (``grant_expired``): its reservation is
+    released in the same transaction (audited, with what the station reported).
+    """
+    expired: GrantExpired | None = None
     with transaction(ctx.factory) as session:
         now = ctx.clock()
         operator_for_token(session, token, station_id, now)
@@ -282,41 +304,72 @@ def complete_grant(
             raise GrantNotFound(f"grant {grant_id} has no device row")
         if grant.result is not None:
             if grant.complete_request_id == request.request_id:
+                if grant.result == RELEASED:  # a retried late completion: refused, audited once
+                    raise GrantExpired(f"grant {grant_id} expired and its reservation was "
+                                       "released")
                 return CompleteResponse(
                     grant_id=grant_id, device_id=device.device_id,
                     status=DeviceStatus(device.status), attempts=device.attempts,
                 )
-            raise GrantAlreadyCompleted(f"grant {grant_id} was completed as {grant.result}")
+            if grant.result != RELEASED:
+                raise GrantAlreadyCompleted(f"grant {grant_id} was completed as {grant.result}")
         order = repo.lock_order(session, grant.order_id)
         if order is None:
             raise OrderNotFound(f"order {grant.order_id} does not exist")
-        reported = request.image_sha256 or ""
-        matches = hmac.compare_digest(reported.encode(), device.image_sha256.encode())
-        outcome = decide_completion(
-            succeeded=request.result == AttemptResult.success, digest_matches=matches,
-            attempts=device.attempts,
-        )
-        device.status = outcome.status
-        device.attempts = outcome.attempts
-        device.updated_at = now
-        order.produced += outcome.produced_delta
-        order.reserved += outcome.reserved_delta
-        grant.result = request.result
-        grant.complete_request_id = request.request_id
-        grant.completed_at = now
-        session.flush()
-        repo.append_audit(
-            session, signer=ctx.signer, now=now, actor=f"station:{station_id}",
-            event=_COMPLETION_EVENTS[outcome.status],
-            data={
-                "grant_id": grant_id, "device_id": device.device_id,
-                "chip_uid": device.chip_uid, "order_id": order.order_id,
-                "result": request.result.value, "status": outcome.status.value,
-                "attempts": outcome.attempts, "image_sha256": request.image_sha256,
-                "expected_sha256": device.image_sha256, "error_code": request.error_code,
-            },
-        )
-        return CompleteResponse(
-            grant_id=grant_id, device_id=device.device_id, status=outcome.status,
-            attempts=outcome.attempts,
-        )
+        if grant.result == RELEASED:
+            expired = refuse_released(session, ctx, now, grant, device, reported=request)
+        elif _utc(grant.expires_at) <= now:
+            expired = release_reservation(session, ctx, now, grant, device, order,
+                                          reported=request)
+        else:
+            return _record_completion(session, ctx, now, grant, device, order, request)
+    raise expired
+
+
+def _record_completion(
+    session: Session, ctx: SiteContext, now: datetime, grant: Grant, device: Device,
+    order: Order, request: CompleteRequest,
+) -> CompleteResponse:
+    reported = request.image_sha256 or ""
+    matches = hmac.compare_digest(reported.encode(), device.image_sha256.encode())
+    outcome = decide_completion(
+        succeeded=request.result == AttemptResult.success, digest_matches=matches,
+        attempts=device.attempts,
+    )
+    device.status = outcome.status
+    device.attempts = outcome.attempts
+    device.updated_at = now
+    order.produced += outcome.produced_delta
+    order.reserved += outcome.reserved_delta
+    grant.result = request.result
+    grant.complete_request_id = request.request_id
+    grant.completed_at = now
+    session.flush()
+    level = ctx.firmware.profile(order.profile).readout_protection.level
+    data: dict[str, object] = {
+        "grant_id": grant.grant_id, "device_id": device.device_id,
+        "chip_uid": device.chip_uid, "order_id": order.order_id,
+        "station_id": grant.station_id, "operator_id": grant.operator_id,
+        "drbg_index": grant.drbg_index, "result": request.result.value,
+        "status": outcome.status.value, "attempts": outcome.attempts,
+        "image_sha256": request.image_sha256, "expected_sha256": device.image_sha256,
+        "verified": request.verified,
+        "protection_level": level if request.protected else 0,
+        "timings_ms": {name: round(value) for name, value in sorted(request.timings_ms.items())},
+        "error_code": request.error_code,
+    }
+    actor = f"station:{grant.station_id}"
+    record(session, ctx, now=now, actor=actor, event=_COMPLETION_EVENTS[outcome.status],
+           data=data)
+    if outcome.status == DeviceStatus.suspect:
+        record(session, ctx, now=now, actor=actor, event=AuditEvent.alarm_digest_mismatch,
+               data={**data, "detail": "the board reported another image digest than the "
+                                       "site expects: device is suspect"})
+    elif outcome.status == DeviceStatus.quarantined:
+        record(session, ctx, now=now, actor=actor, event=AuditEvent.alarm_chip_quarantined,
+               data={**data, "detail": f"chip quarantined after {outcome.attempts} failed "
+                                       "attempts"})
+    return CompleteResponse(
+        grant_id=grant.grant_id, device_id=device.device_id, status=outcome.status,
+        attempts=outcome.attempts,
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from provisioner.flash.backend import ProgressEvent
 from provisioner.station.engine import Attempt, AttemptState, Event, advance
@@ -26,6 +28,7 @@ class BoardTrack:
         self._record = record
         self.attempt = attempt
         self.listener = _guarded(listener)
+        self.timings_ms: dict[str, float] = {}  # step -> duration, reported with the outcome
         if fresh:
             record(attempt, None)
         if not quiet:
@@ -43,6 +46,15 @@ class BoardTrack:
         self._record(self.attempt, previous)
         _log.info("%s %s: %s", self.attempt.location, self.attempt.state, message)
         self.listener(self._update(message))
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Measure the step run inside the block (monotonic clock) into ``timings_ms``."""
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings_ms[step] = (time.monotonic() - began) * 1000.0
 
     def progress(self, event: ProgressEvent) -> None:
         """Forward a backend progress event."""

@@ -168,9 +168,12 @@ class StationRunner:
                        f"image {image_sha256[:16]}… ready")
             board.step(Event(EventKind.flash_started), "erasing and programming")
             segments = imaging.segments_of(image)
-            backend.erase([(layout.image_start, layout.image_end)], progress)
-            backend.program(segments, progress)
-            backend.verify(segments, progress)
+            with board.timed("erase"):
+                backend.erase([(layout.image_start, layout.image_end)], progress)
+            with board.timed("program"):
+                backend.program(segments, progress)
+            with board.timed("verify"):
+                backend.verify(segments, progress)
         finally:
             key.wipe()
             if template is not None:
@@ -233,7 +236,8 @@ class StationRunner:
         level = profile.readout_protection.level
         protected = board.attempt.state is AttemptState.locked
         if not protected and level > 0 and backend is not None:
-            backend.protect(level)
+            with board.timed("protect"):
+                backend.protect(level)
             board.step(Event(EventKind.locked), f"readout protection level {level} applied")
             protected = True
         board.step(Event(EventKind.reported), "reporting to the site")
@@ -259,6 +263,7 @@ class StationRunner:
             image_sha256=attempt.image_sha256 if success else None,
             verified=success,
             protected=protected,
+            timings_ms=board.timings_ms,
             error_code=None if success else attempt.code,
             error=None if success else wire.printable(attempt.detail) or None,
         )

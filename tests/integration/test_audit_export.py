@@ -14,10 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from provisioner.audit.chain import AuditEntry, AuditEvent, build_entry, canonical_json
+from provisioner.audit.checkpoint import Checkpoint, sign_checkpoint
 from provisioner.audit.commands import audit_group
 from provisioner.audit.export import write_export
 from provisioner.audit.verify import read_export, verify_export
-from provisioner.crypto.signing import SigningKey
+from provisioner.crypto.signing import SigningKey, VerifyKey
 from provisioner.errors import AuditError, ChainBroken
 
 COUNT = 50
@@ -44,8 +45,12 @@ def entries(signer: SigningKey) -> list[AuditEntry]:
 @pytest.fixture
 def export(tmp_path: Path, signer: SigningKey, entries: list[AuditEntry]) -> Path:
     path = tmp_path / "audit.tar"
-    write_export(path, entries, signer, site_name="Plant <1>")
+    write_export(path, entries, signer, site_name="Plant <1>", site_head=head_of(entries, signer))
     return path
+
+
+def head_of(entries: list[AuditEntry], signer: SigningKey) -> Checkpoint:
+    return sign_checkpoint(entries[-1].seq, entries[-1].hash, entries[-1].time, signer)
 
 
 def members_of(path: Path) -> dict[str, bytes]:
@@ -81,14 +86,15 @@ def test_round_trip(export: Path, signer: SigningKey, entries: list[AuditEntry])
 def test_export_is_deterministic(tmp_path: Path, signer: SigningKey,
                                  entries: list[AuditEntry], export: Path) -> None:
     again = tmp_path / "again.tar"
-    write_export(again, entries, signer, site_name="Plant <1>")
+    write_export(again, entries, signer, site_name="Plant <1>", site_head=head_of(entries, signer))
     assert again.read_bytes() == export.read_bytes()
 
 
 def test_broken_chain_is_never_exported(tmp_path: Path, signer: SigningKey,
                                         entries: list[AuditEntry]) -> None:
     with pytest.raises(ChainBroken):
-        write_export(tmp_path / "x.tar", entries[1:], signer, site_name="s")
+        write_export(tmp_path / "x.tar", entries[:10] + entries[11:], signer, site_name="s",
+                     site_head=head_of(entries, signer))
     assert not (tmp_path / "x.tar").exists()
 
 
@@ -110,11 +116,12 @@ def test_changed_entry_in_export_is_named(export: Path) -> None:
     assert (info.value.seq, info.value.kind) == (21, "changed")
 
 
-def test_deleted_head_is_caught_by_the_manifest(export: Path) -> None:
+def test_deleted_head_is_caught_by_the_signed_head(export: Path) -> None:
     rewrite(export, lambda m: {**m, "entries.jsonl": b"".join(
         line + b"\n" for line in m["entries.jsonl"].splitlines()[:-1])})
-    with pytest.raises(AuditError, match="entries_sha256"):
+    with pytest.raises(ChainBroken) as info:
         verify_export(export)
+    assert (info.value.seq, info.value.kind) == (COUNT, "truncated")
 
 
 def test_tampered_manifest_is_caught(export: Path) -> None:
@@ -190,10 +197,15 @@ def test_cli_verify_names_the_bad_entry(export: Path) -> None:
 
 def test_cli_report_text_and_html(export: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    result = CliRunner().invoke(audit_group, ["report", str(export), "--html", str(out)])
+    unpinned = CliRunner().invoke(audit_group, ["report", str(export)])
+    assert unpinned.exit_code == 2
+    assert "--key-id" in unpinned.output
+    pinned = VerifyKey.from_pem(members_of(export)["public_key.pem"]).key_id
+    result = CliRunner().invoke(audit_group, ["report", str(export), "--key-id", pinned,
+                                              "--html", str(out)])
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if line.startswith("ST-1"))
-    assert row.split() == ["ST-1", "25", "25", "0", "0", "0"]
+    assert row.split() == ["ST-1", "25", "25", "25", "0", "0", "0", "0", "100%"]
     page = out.read_text(encoding="utf-8")
     assert "Plant &lt;1&gt;" in page
     assert "<svg" in page

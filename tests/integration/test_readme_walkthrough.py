@@ -133,9 +133,12 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
         stopped = walk.stop()
     assert [code for code, _ in stopped] == [0], stopped
     assert "stopped" in stopped[0][1]
-    shown = next(out for out in walk.outputs if "authorised_quantity" in out)
-    assert "produced: 2" in shown
-    assert "reserved: 0" in shown
+    shown = next(out for out in walk.outputs if "authorised:" in out)
+    assert re.search(r"produced:\s+2\n", shown)
+    assert re.search(r"reserved:\s+0\n", shown)
+    # site report's order row: authorised, produced, programmed … reserved, remaining
+    assert any(re.search(r"^o-1 +P +500 +2 +2 +0 +0 +0 +0 +0 +498$", out, re.M)
+               for out in walk.outputs)
     verified = next(out for out in walk.outputs if "pinned manufacturer key" in out)
     assert walk.key_id in verified
     assert not (tmp_path / "ST-1.bundle").exists(), "enrolment must consume the bundle"

@@ -37,12 +37,13 @@ def test_admin_commands_end_to_end(tmp_path: Path) -> None:
     _run(runner, site, "station", "add", "ST-2")
     _run(runner, site, "station", "suspend", "ST-2")
     listing = _run(runner, site, "station", "list")
+    rows = {line.split()[0]: line.split() for line in listing.splitlines()[2:]}
     # Pending until the station confirms its one-time enrolment (test_station_enrolment.py).
-    assert "ST-1\tpending\tnext_index=0" in listing
+    assert rows["ST-1"][:4] == ["ST-1", "pending", "0", "never"]
     skipped = runner.invoke(site_group, ["--site-dir", str(site), "station", "activate", "ST-1"])
     assert skipped.exit_code == 1
     assert "has not confirmed its one-time enrolment" in skipped.output
-    assert "ST-2\tsuspended" in listing
+    assert rows["ST-2"][:2] == ["ST-2", "suspended"]
 
     _run(runner, site, "operator", "add", "alice", stdin="4711-2342\n4711-2342\n")
     assert "alice\tfailures=0\tok" in _run(runner, site, "operator", "list")
@@ -65,14 +66,24 @@ def test_admin_commands_end_to_end(tmp_path: Path) -> None:
     order_id = _run(runner, site, "order", "create", "--product", "widget", "--profile",
                     "stm32f103c8", "--quantity", "100", "--bootloader", "1.0",
                     "--application", "1.0", "--stations", "ST-1").strip()
-    assert f"{order_id}\topen\twidget\tstm32f103c8\t0+0/100" in _run(runner, site, "order", "list")
-    assert "remaining: 100" in _run(runner, site, "order", "show", order_id)
+    orders = _run(runner, site, "order", "list").splitlines()
+    assert orders[0].split()[:8] == ["order_id", "status", "product", "profile", "authorised",
+                                     "produced", "reserved", "remaining"]
+    row = next(line.split() for line in orders[2:] if line.startswith(order_id))
+    assert row[:8] == [order_id, "open", "widget", "stm32f103c8", "100", "0", "0", "100"]
+    assert row[-1] == "ST-1"
+    assert row[8] == "1.0"
+    assert re.search(r"remaining:\s+100", _run(runner, site, "order", "show", order_id))
     # A station enrolled after the order serves it once added (audited).
     _run(runner, site, "station", "add", "ST-3")
     added = _run(runner, site, "order", "add-station", order_id, "ST-3")
     assert added.strip() == f"station ST-3 may now serve order {order_id}"
+    shown = _run(runner, site, "order", "show", order_id)
+    assert re.search(r"stations:\s+ST-1, ST-3", shown)
     _run(runner, site, "order", "close", order_id)
-    assert "status: closed" in _run(runner, site, "order", "show", order_id)
+    assert re.search(r"status:\s+closed", _run(runner, site, "order", "show", order_id))
+    firmware = _run(runner, site, "firmware", "list").splitlines()
+    assert [line.split()[1] for line in firmware[2:]] == ["application", "bootloader-template"]
 
     assert re.search(r"audit chain OK: \d+ entries", _run(runner, site, "audit", "verify"))
     _run(runner, site, "audit", "export", str(tmp_path / "audit.tar"))

@@ -194,7 +194,8 @@ def test_the_same_chip_asking_again_at_its_index_is_no_clone(site: DemoSite) -> 
         client.close()
     assert _status(site, "ST-retry") == "active"
     events = [event for event, _ in _events(site, "ST-retry")]
-    assert events[-1] == "grant_refused"
+    # an index asked again is refused and alarmed as a reuse, but names no clone
+    assert events[-2:] == ["grant_refused", "alarm_index_reused"]
     assert "alarm_station_cloned" not in events
 
 

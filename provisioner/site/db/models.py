@@ -184,10 +184,28 @@ class AuditRow(Base):
 
 
 class AuditHead(Base):
-    """The single row whose lock serialises audit appends (design §10)."""
+    """The single row whose lock serialises audit appends (design §10), signed as a checkpoint.
+
+    ``signature`` is empty only before the first entry (seq 0).
+    """
 
     __tablename__ = "audit_head"
 
     head_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    time: Mapped[str] = mapped_column(String(40), server_default="")
+    key_id: Mapped[str] = mapped_column(String(32), server_default="")
+    signature: Mapped[str] = mapped_column(String(128), server_default="")
+
+
+class AuditCheckpoint(Base):
+    """A periodic signed checkpoint: entry ``seq`` has ``hash`` (every CHECKPOINT_INTERVAL)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    time: Mapped[str] = mapped_column(String(40))
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))

@@ -11,10 +11,12 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from provisioner.audit.chain import AuditEntry, build_entry
+from provisioner.audit.checkpoint import CHECKPOINT_INTERVAL, Checkpoint, sign_checkpoint
 from provisioner.crypto.signing import Signer
 from provisioner.errors import AuditError
 from provisioner.site.db.engine import is_postgresql
 from provisioner.site.db.models import (
+    AuditCheckpoint,
     AuditHead,
     AuditRow,
     Device,
@@ -231,6 +233,8 @@ def write_audit(
         key_id="", signature="",
     )
     entry = build_entry(prev=prev, time=now, actor=actor, event=event, data=data, signer=signer)
+    # The head is signed with every entry, so a chain cut short no longer matches it.
+    signed = sign_checkpoint(entry.seq, entry.hash, entry.time, signer)
     row = insert(AuditRow).values(
         seq=entry.seq, time=entry.time, actor=entry.actor, event=entry.event,
         data=json.dumps(entry.data, sort_keys=True, separators=(",", ":")),
@@ -239,9 +243,12 @@ def write_audit(
     )
     move_head = (
         update(AuditHead).where(AuditHead.head_id == AUDIT_HEAD_ID)
-        .values(seq=entry.seq, hash=entry.hash)
+        .values(seq=entry.seq, hash=entry.hash, time=signed.time, key_id=signed.key_id,
+                signature=signed.signature)
         .execution_options(synchronize_session=False)
     )
+    if entry.seq % CHECKPOINT_INTERVAL == 0:
+        session.execute(insert(AuditCheckpoint).values(**signed.to_dict()))
     if is_postgresql(session):
         # One round trip: the entry's INSERT rides along with the head's UPDATE.
         session.execute(move_head.add_cte(row.cte("new_entry")))
@@ -251,6 +258,33 @@ def write_audit(
     return entry
 
 
-def audit_entries(session: Session) -> list[AuditEntry]:
-    """Return every audit entry in seq order."""
-    return [_entry(row) for row in session.scalars(select(AuditRow).order_by(AuditRow.seq))]
+def audit_entries(
+    session: Session, first_seq: int = 1, last_seq: int | None = None
+) -> list[AuditEntry]:
+    """Return the audit entries from ``first_seq`` to ``last_seq`` (inclusive) in seq order."""
+    query = select(AuditRow).where(AuditRow.seq >= first_seq).order_by(AuditRow.seq)
+    if last_seq is not None:
+        query = query.where(AuditRow.seq <= last_seq)
+    return [_entry(row) for row in session.scalars(query)]
+
+
+def signed_head(session: Session) -> Checkpoint:
+    """Return the audit head as its signed checkpoint (unsigned only at seq 0).
+
+    Raises:
+        AuditError: the head row is missing.
+    """
+    row = session.get(AuditHead, AUDIT_HEAD_ID, populate_existing=True)
+    if row is None:
+        raise AuditError("audit head row is missing (database not migrated?)")
+    return Checkpoint(row.seq, row.hash, row.time, row.key_id, row.signature)
+
+
+def checkpoints(session: Session, first_seq: int = 0, last_seq: int | None = None
+                ) -> list[Checkpoint]:
+    """Return the stored periodic checkpoints with ``first_seq <= seq <= last_seq``."""
+    query = select(AuditCheckpoint).where(AuditCheckpoint.seq >= first_seq)
+    if last_seq is not None:
+        query = query.where(AuditCheckpoint.seq <= last_seq)
+    return [Checkpoint(r.seq, r.hash, r.time, r.key_id, r.signature)
+            for r in session.scalars(query.order_by(AuditCheckpoint.seq))]
