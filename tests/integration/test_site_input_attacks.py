@@ -283,7 +283,7 @@ def test_a_cold_key_stream_is_fast_forwarded_before_any_lock(
         station = session.get(Station, "ST-1")
         assert station is not None
         station.next_index = 20_000
-    ctx.keystreams = KeyStreams(ctx.master_key)  # a new process: nothing cached
+    ctx.keystreams = KeyStreams(ctx.keys)  # a new process: nothing cached
     inside = threading.local()
     steps: list[tuple[int, bool]] = []
     real_transaction, real_advance = grants.transaction, KeyStream.advance_to

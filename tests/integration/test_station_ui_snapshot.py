@@ -74,10 +74,12 @@ class ScriptedRunner:
             raise OperatorLocked("operator operator-9 locked out for 15 minutes after 5 failures")
 
     def list_orders(self) -> list[wire.OrderSummary]:
+        with self._cond:  # answer before the run or after it, never half-way (deterministic)
+            self._cond.wait_for(lambda: self._turn in (0, len(self._order))
+                                or self.held.is_set(), timeout=30)
+            produced, reserved = self.produced, self.reserved
         if self.site_down:
             raise SiteUnreachable("https://127.0.0.1:8443", "ConnectError")
-        with self._cond:
-            produced, reserved = self.produced, self.reserved
         return [wire.OrderSummary(
             order_id=ORDER_ID, product="demo-widget", profile="stm32f103c8",
             profile_sha256="cd" * 32, authorised_quantity=self.quantity, produced=produced,
@@ -128,6 +130,8 @@ class ScriptedRunner:
                 if outcome == "hold" and operation is Operation.program and \
                         done == FLASH_SIZE_BYTES // 2:
                     self.held.set()
+                    with self._cond:
+                        self._cond.notify_all()
                     self._hold()
             if outcome == "verify_mismatch" and operation is Operation.program:
                 with self._cond:
