@@ -115,12 +115,17 @@ class UsartPty:
             os.close(fd)
 
 
-def board_from_flash(profile_name: str, flash: bytes, chip_uid: bytes) -> VirtualSwdBoard:
-    """Power on an emulated chip holding ``flash`` (e.g. what a serial board got programmed)."""
+def board_from_flash(profile_name: str, flash: bytes, chip_uid: bytes, *,
+                     power_loss_after_bytes: int | None = None) -> VirtualSwdBoard:
+    """Power on an emulated chip holding ``flash`` (e.g. what a serial board got programmed).
+
+    ``power_loss_after_bytes`` cuts the supply once that many flash bytes were programmed.
+    """
     from hw_profiles import load_profile
     from provisioner.sim.swd_board import ChipSpec, default_options
     from provisioner.sim.swd_dap import BoardFaults
 
     spec = ChipSpec.from_profile(load_profile(profile_name))
     return VirtualSwdBoard(spec, chip_uid=chip_uid, option_bytes=default_options(spec.family),
-                           flash_content=flash, faults=BoardFaults())
+                           flash_content=flash,
+                           faults=BoardFaults(power_loss_after_bytes=power_loss_after_bytes))
