@@ -91,8 +91,8 @@ class Device:
         return run_board(self.board, max_instructions=3_000_000, until=b"running\r\n").text
 
 
-def request(device: Device) -> bytes:
-    """Ask for a request; check its MAC under K_req; return its nonce."""
+def request(device: Device, running: tuple[int, int] = (0, 0)) -> bytes:
+    """Ask for a request; check its MAC under K_req and (version, counter); return its nonce."""
     answer = device.exchange(frame(0x03))
     assert answer is not None
     kind, payload = answer
@@ -102,7 +102,7 @@ def request(device: Device) -> bytes:
     assert tag == mac(request_mac_key(DEVICE_KEY, DEVICE_ID), body)
     magic, fmt, device_id, version, counter, nonce = REQUEST.unpack(body)
     assert (magic, fmt, device_id) == (b"PVUQ", 1, DEVICE_ID)
-    assert (version, counter) == (0, 0)  # the factory image, no anti-rollback floor yet
+    assert (version, counter) == running  # (0, 0): the factory image, no floor yet
     return nonce
 
 
@@ -121,11 +121,13 @@ def result_of(answer: tuple[int, bytes] | None) -> tuple[str, int, int]:
 
 
 def package(nonce: bytes, *, version: int = V1_0_1, device_id: int = DEVICE_ID,
-            device_key: bytes = DEVICE_KEY, delivery_id: int = 7) -> bytes:
-    image = built_image(PROFILE, "application_slot_b")
+            device_key: bytes = DEVICE_KEY, delivery_id: int = 7, requires_version: int = 0,
+            security_counter: int = 0, kind: str = "application_slot_b") -> bytes:
+    image = built_image(PROFILE, kind)
     assert image is not None
     header = manifest(device_id=device_id, delivery_id=delivery_id, version=version,
-                      requires_version=0, security_counter=0, image=image,
+                      requires_version=requires_version, security_counter=security_counter,
+                      image=image,
                       request_nonce=nonce, package_nonce=bytes(range(12)),
                       issued_at=1_780_000_000, signer_public=PUBLIC)
     return seal(SIGNER, header, image, device_key)
@@ -200,7 +202,9 @@ def _flipped_manifest(nonce: bytes) -> bytes:
     (lambda nonce: package(nonce, version=0), "downgrade", 7),
     (lambda nonce: package(bytes(16)), "stale_package", 7),
     (lambda nonce: package(nonce)[:200], "malformed", 0),
-], ids=["another_device", "flipped_byte", "forged_manifest", "downgrade", "stale", "truncated"])
+    (lambda nonce: package(nonce, requires_version=0x00010000), "predecessor_required", 7),
+], ids=["another_device", "flipped_byte", "forged_manifest", "downgrade", "stale", "truncated",
+        "predecessor"])
 def test_a_bad_package_is_refused_and_the_previous_application_boots(make, reason: str,
                                                                      delivery_id: int) -> None:
     device = Device(factory_flash())
@@ -227,3 +231,15 @@ def test_power_lost_during_the_slot_write_boots_the_previous_application() -> No
     assert after.boot_to_application().splitlines() == ["booting slot A at 0x08006000",
                                                         "application 1.0.0 running"]
     assert result_of(Device(after.flash).exchange(frame(0x01))) == ("interrupted", 7, 0)
+
+
+def test_the_security_counter_refuses_a_newer_version_below_its_floor() -> None:
+    device = Device(factory_flash())
+    first = package(request(device), security_counter=0x00020000)  # 1.0.1 raises the floor
+    assert result_of(device.exchange(frame(0x04, first))) == ("none", 7, V1_0_1)
+    again = Device(device.flash)
+    nonce = request(again, (V1_0_1, 0x00020000))
+    later = package(nonce, version=0x00010005, delivery_id=8, kind="application")
+    assert result_of(again.exchange(frame(0x04, later))) == ("rollback_counter", 8, V1_0_1)
+    assert Device(again.flash).boot_to_application().splitlines() == [
+        "booting slot B at 0x0800A800", "application 1.0.1 running"]
