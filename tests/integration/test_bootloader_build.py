@@ -60,8 +60,8 @@ def test_the_fixtures_are_the_rebuilt_images(rebuilt: dict[str, bytes]) -> None:
         rebuilt["stm32f103c8_bootloader.bin"]
 
 
-def test_a_tampered_dependency_is_refused(tmp_path: Path) -> None:
-    module = build_module()
+def test_a_tampered_dependency_is_refused(rebuilt: dict[str, bytes], tmp_path: Path) -> None:
+    module = build_module()  # ``rebuilt`` filled the cache with the genuine archive
     dep = module.MONOCYPHER4
     cached = Path.home() / ".cache" / "provisioner" / "bootloader" / dep.file_name
     forged = tmp_path / dep.file_name
