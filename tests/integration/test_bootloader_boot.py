@@ -51,7 +51,7 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Provi
                                           quantity=2, bootloader="1.0.0", application="1.0.0")
         with virtual_boards(1, swd_count=1, swd_dir=work / "swd") as boards:
             for board in boards:
-                result = runner.provision_board(order_id, board.location, board.factory(),
+                result = runner.provision_board(order_id, board.location, board.connect,
                                                 lambda event: None)
                 assert result.passed, result
             devices = site_devices(site, order_id)
