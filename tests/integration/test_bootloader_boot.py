@@ -6,6 +6,8 @@ bootloader's own words on USART1 are what the tests read.
 
 from __future__ import annotations
 
+import os
+import select
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from station_fixtures import profile, served_site, site_devices, station
 
 from hex_generator.checksums import crc32_stm32
 from provisioner.demo import DEMO_PRODUCT, DEMO_PROFILE, virtual_boards
-from provisioner.sim.boot_runner import BootResult, board_from_flash, run_board
+from provisioner.sim.boot_runner import BootResult, UsartPty, board_from_flash, run_board
 from provisioner.sim.commands import sim_group
 from provisioner.sim.firmware import render
 from provisioner.sim.swd_board import load_board
@@ -162,3 +164,23 @@ def test_an_erased_application_slot_is_not_booted(provisioned: list[Provisioned]
     result = boot(bytes(flash), board.chip_uid)
     assert result.text.splitlines()[1:] == ["slot A: slot is erased",
                                             "BOOT REFUSED: no bootable application"]
+
+
+def test_usart1_bridged_to_a_pty_carries_the_banner_and_the_application(
+        provisioned: list[Provisioned]) -> None:
+    board = board_from_flash(DEMO_PROFILE, provisioned[0].flash, provisioned[0].chip_uid)
+    assert board.peripherals is not None
+    bridge = UsartPty(board.peripherals.usart1)
+    reader = os.open(bridge.port, os.O_RDONLY | os.O_NOCTTY)
+    try:
+        run_board(board, max_instructions=BUDGET, until=BOOTED)
+        received = b""
+        while BOOTED not in received and select.select([reader], [], [], 2.0)[0]:
+            received += os.read(reader, 4096)
+    finally:
+        os.close(reader)
+        bridge.close()
+    assert received.decode().splitlines()[0] == (
+        f"provisioner-bootloader 1.0.0 device_id {provisioned[0].device_id} "
+        f"(0x{provisioned[0].device_id:08X})")
+    assert received.endswith(b"application 1.0.0 running\r\n")
