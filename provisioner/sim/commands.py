@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from provisioner.sim.boot_commands import sim_boot_command
 from provisioner.sim.swap_commands import swap_chip_command
 from provisioner.sim.swd_commands import sim_swd_command
 
@@ -79,3 +80,4 @@ def firmware_command(profile: str, directory: Path) -> None:
 
 sim_group.add_command(sim_swd_command, "swd")
 sim_group.add_command(swap_chip_command, "swap-chip")
+sim_group.add_command(sim_boot_command, "boot")

@@ -10,6 +10,7 @@ from unicorn import arm_const
 from unicorn.unicorn_py3.unicorn import Uc, UcError
 
 from provisioner.sim.bus import Bus, BusFault, Device, RegisterFile
+from provisioner.sim.systick import SysTick
 
 SCS_BASE = 0xE000E000
 CPUID = 0xD00
@@ -19,6 +20,8 @@ DHCSR = 0xDF0
 DCRSR = 0xDF4
 DCRDR = 0xDF8
 DEMCR = 0xDFC
+SYSTICK = 0x010  # SysTick CSR..CALIB at 0xE000E010
+VTOR = 0xD08
 
 DBGKEY = 0xA05F
 VECTKEY = 0x05FA
@@ -77,8 +80,13 @@ class CortexM:
         self.retired = False
         self.reset_listeners: list[Callable[[], None]] = []
         self._pending: list[tuple[memoryview, int, bytes]] = []
+        self.systick = SysTick()
+        self.reset_listeners.append(self.systick.reset)
         self.scs = _Scs(self, cpuid)
         bus.attach(SCS_BASE, 0x1000, self.scs)
+        self.vtor = 0
+        self.reset_requested = False
+        self.map_mmio(SCS_BASE, 0x1000, _CoreScs(self, cpuid))
 
     # --- memory wiring ---------------------------------------------------------------------
 
@@ -166,6 +174,9 @@ class CortexM:
         finally:
             self.settle_writes()
         self.retired = True
+        if self.reset_requested:  # SYSRESETREQ from the firmware: reset between slices
+            self.reset_requested = False
+            self.reset()
 
     def step(self) -> None:
         """Execute one instruction and halt again."""
@@ -191,6 +202,7 @@ class CortexM:
         """System reset: peripherals first (option bytes reload), then SP/PC from the vectors."""
         for listener in self.reset_listeners:
             listener()
+        self.vtor = 0
         sp = self._vector(0)
         pc = self._vector(4)
         self.uc.reg_write(arm_const.UC_ARM_REG_MSP, sp & ~3)
@@ -254,6 +266,41 @@ class _UnicornMemory:
         self._uc.mem_write(self._base + offset, value.to_bytes(size, "little"))
 
 
+class _CoreScs:
+    """The SCS as the core's own code sees it: CPUID, VTOR, SysTick, AIRCR reset requests.
+
+    VTOR is kept for the firmware to read back; the emulated core takes no exceptions, so
+    nothing fetches vectors through it.
+    """
+
+    def __init__(self, core: CortexM, cpuid: int) -> None:
+        self._core = core
+        self._cpuid = cpuid
+
+    def read(self, offset: int, size: int) -> int:
+        word = offset & ~3
+        if SYSTICK <= word < SYSTICK + 0x10:
+            return self._core.systick.read(offset - SYSTICK, size)
+        if word == CPUID:
+            return self._cpuid
+        if word == VTOR:
+            return self._core.vtor
+        if word == AIRCR:
+            return 0xFA050000
+        return 0
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        core = self._core
+        word = offset & ~3
+        if SYSTICK <= word < SYSTICK + 0x10:
+            core.systick.write(offset - SYSTICK, size, value)
+        elif word == VTOR:
+            core.vtor = value & 0xFFFFFF80
+        elif word == AIRCR and value >> 16 == VECTKEY and value & AIRCR_SYSRESETREQ:
+            core.reset_requested = True
+            core.uc.emu_stop()
+
+
 class _Scs:
     """System Control Space: debug control (DHCSR, DCRSR, DCRDR, DEMCR, DFSR) and AIRCR reset."""
 
@@ -268,6 +315,8 @@ class _Scs:
     def read(self, offset: int, size: int) -> int:
         core = self._core
         word = offset & ~3
+        if SYSTICK <= word < SYSTICK + 0x10:
+            return core.systick.read(offset - SYSTICK, size)
         if word == DHCSR:
             if not core.halted:
                 core.run_slice()
@@ -292,7 +341,9 @@ class _Scs:
     def write(self, offset: int, size: int, value: int) -> None:
         core = self._core
         word = offset & ~3
-        if word == DHCSR:
+        if SYSTICK <= word < SYSTICK + 0x10:
+            core.systick.write(offset - SYSTICK, size, value)
+        elif word == DHCSR:
             if value >> 16 == DBGKEY:
                 self._write_dhcsr(value & 0xFFFF)
         elif word == DFSR:

@@ -1,13 +1,17 @@
 """Deterministic bootloader templates and applications for a profile (fixtures, demo, tests).
 
-Images are vector tables plus code-like bytes from SHA-256 in counter mode: valid Cortex-M
-vectors (initial SP inside RAM, odd reset vector inside flash) and placeholder-filled zones.
+A profile with a reference bootloader built from C (``fixtures/bootloader/``, today the
+stm32f103c8) ships its binaries in ``provisioner/sim/images/``: the template is that region
+(zones blank) and the application the demo program of slot A. Other profiles get vector tables
+plus code-like bytes from SHA-256 in counter mode: valid Cortex-M vectors (initial SP inside RAM,
+odd reset vector inside flash) and placeholder-filled zones.
 ``fixtures/make_fixtures.py`` writes them to files; the demo builds them in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+from importlib import resources
 
 from hex_generator import Image, StartAddress, emit_ihex
 from hw_profiles import Profile
@@ -41,9 +45,28 @@ def vector_table(profile: Profile, code_start: int, code_end: int) -> bytes:
     return b"".join(w.to_bytes(4, "little") for w in words)
 
 
+def built_image(profile: Profile, kind: str) -> bytes | None:
+    """Return the C-built ``kind`` ("bootloader" or "application") of a profile, if it has one."""
+    resource = resources.files("provisioner.sim.images") / f"{profile.name}_{kind}.bin"
+    return resource.read_bytes() if resource.is_file() else None
+
+
+def _image_at(base: int, data: bytes) -> Image:
+    image = Image()
+    image.add(base, data)
+    image.start_address = StartAddress.linear(int.from_bytes(data[4:8], "little"))
+    return image
+
+
 def bootloader_template(profile: Profile) -> Image:
     """Return the bootloader template: vectors, code, then blank to the region end (zones too)."""
     region = profile.bootloader
+    built = built_image(profile, "bootloader")
+    if built is not None:
+        if len(built) != region.size_bytes:
+            raise ValueError(f"{profile.name}: built bootloader has {len(built)} bytes, "
+                             f"region {region.size_bytes}")
+        return _image_at(region.base, built)
     table_size = VECTOR_COUNT * 4
     code_start = region.base + table_size
     code_end = region.base + BOOTLOADER_CODE_BYTES
@@ -59,8 +82,11 @@ def bootloader_template(profile: Profile) -> Image:
 
 
 def application_image(profile: Profile) -> Image:
-    """Return an application placed right after the bootloader region."""
+    """Return an application placed right after the bootloader region (slot A)."""
     base = profile.bootloader.end
+    built = built_image(profile, "application")
+    if built is not None:
+        return _image_at(base, built)
     code_start = base + VECTOR_COUNT * 4
     code_end = base + APPLICATION_CODE_BYTES
     image = Image()

@@ -18,6 +18,7 @@ from provisioner.sim.cortex_m import CortexM
 from provisioner.sim.nrf52_ctrl_ap import CTRL_AP_NUM, CtrlAp
 from provisioner.sim.nrf52_nvmc import Nrf52Flash, default_uicr
 from provisioner.sim.stm32_fpec import Stm32F1Flash, default_option_bytes
+from provisioner.sim.stm32f1_peripherals import Stm32F1Peripherals, attach_stm32f1_peripherals
 from provisioner.sim.stm32f4_flash import Stm32F4Flash, default_option_word
 from provisioner.sim.stm32l4_flash import Stm32L4Flash, default_option_register
 from provisioner.sim.swd_dap import AccessPortDevice, BoardFaults, SwDap
@@ -128,6 +129,9 @@ class VirtualSwdBoard:
                 sectors=spec.sectors, chip_uid=chip_uid, uid_address=spec.uid_address,
                 option_bytes=option_bytes, content=flash_content, dev_id=DEV_ID_STM32F411,
                 power=self.power)
+        self.peripherals: Stm32F1Peripherals | None = None
+        if spec.family == "stm32f1":
+            self.peripherals = attach_stm32f1_peripherals(self.core)
         attach_debug_components(self.bus)
         self.bus.attach(0x40000000, 0x20000000, ReadAsZero())  # unmodelled peripherals
         self.bus.attach(0xE0000000, 0x00100000, ReadAsZero())  # rest of the private bus

@@ -26,8 +26,9 @@ def _open_envelope(transport_key: Secret, encoded: str, aad: bytes) -> Image:
         plain[:] = bytes(len(plain))
 
 
-def open_grant_image(transport_key: Secret, grant: wire.GrantResponse) -> Image:
-    """Return the grant's template merged with its application image, both decrypted in memory.
+def open_grant_images(transport_key: Secret,
+                      grant: wire.GrantResponse) -> tuple[Image, Image | None]:
+    """Return the grant's template and its application image (if any), decrypted in memory.
 
     Raises:
         DecryptError: an envelope does not authenticate under the transport key and its AAD.
@@ -38,28 +39,32 @@ def open_grant_image(transport_key: Secret, grant: wire.GrantResponse) -> Image:
         wire.template_aad("template", grant.grant_id, grant.device_id),
     )
     if grant.application is None:
-        return template
+        return template, None
     application = _open_envelope(
         transport_key,
         grant.application,
         wire.template_aad("application", grant.grant_id, grant.device_id),
     )
-    try:
-        return template.merge(application)
-    finally:
-        template.wipe()
-        application.wipe()
+    return template, application
 
 
 def build_board_image(
-    template: Image, layout: PatchLayout, device_id: int, key: Secret
+    template: Image, layout: PatchLayout, device_id: int, key: Secret,
+    application: Image | None = None,
 ) -> tuple[Image, str]:
-    """Patch ``template`` for one board; return the image and its digest over the layout range.
+    """Patch ``template`` for one board, add the application; return the image and its digest.
 
-    The caller wipes ``template`` and the returned image.
+    The digest covers the patched template over the layout range (what the site computed); the
+    application lies outside that range. The caller wipes ``template`` and the returned image.
     """
-    image = patch(template, layout, device_id, key.reveal())
-    return image, image.sha256(layout.image_start, layout.image_end, layout.fill_byte).hex()
+    patched = patch(template, layout, device_id, key.reveal())
+    digest = patched.sha256(layout.image_start, layout.image_end, layout.fill_byte).hex()
+    if application is None:
+        return patched, digest
+    try:
+        return patched.merge(application), digest
+    finally:
+        patched.wipe()
 
 
 def segments_of(image: Image) -> list[MemorySegment]:

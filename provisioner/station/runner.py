@@ -157,19 +157,25 @@ class StationRunner:
             raise AlreadyProvisioned(f"chip is readout-protected ({exc})") from exc
         grant, key = self._grant_and_key(board, chip_uid, profile)
         template: Image | None = None
+        application: Image | None = None
         image: Image | None = None
         try:
-            template = imaging.open_grant_image(self._transport_key, grant)
+            template, application = imaging.open_grant_images(self._transport_key, grant)
             layout = profile.patch_layout()
-            image, image_sha256 = imaging.build_board_image(template, layout, grant.device_id, key)
+            image, image_sha256 = imaging.build_board_image(template, layout, grant.device_id, key,
+                                                            application)
             key.wipe()
             template.wipe()
             board.step(Event(EventKind.key_derived, image_sha256=image_sha256),
                        f"image {image_sha256[:16]}… ready")
             board.step(Event(EventKind.flash_started), "erasing and programming")
             segments = imaging.segments_of(image)
+            erase = [(layout.image_start, layout.image_end)]
+            if application is not None:  # its pages too (the template's range is erased whole)
+                erase += application.ranges()
+                application.wipe()
             with board.timed("erase"):
-                backend.erase([(layout.image_start, layout.image_end)], progress)
+                backend.erase(erase, progress)
             with board.timed("program"):
                 backend.program(segments, progress)
             with board.timed("verify"):
@@ -178,6 +184,8 @@ class StationRunner:
             key.wipe()
             if template is not None:
                 template.wipe()
+            if application is not None:
+                application.wipe()
             if image is not None:
                 image.wipe()
         board.step(Event(EventKind.verified, image_sha256=board.attempt.image_sha256),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from serial_fixtures import fixture_segments, serial_board
+from serial_fixtures import ROOT, serial_board
 
+from hex_generator import load
 from hw_profiles import load_profile
 from provisioner.errors import BootloaderNack, FlashError, GarbledReply, LinkTimeout
 from provisioner.flash.backend import FlashBackend, MemorySegment, opened
@@ -13,7 +14,9 @@ from provisioner.flash.serial_rom.protocol import Command
 from provisioner.sim.faults import BoardFaults
 
 PROFILE = load_profile("stm32f103c8")
-SEGMENTS = fixture_segments(PROFILE)
+# The bootloader template: big enough for faults 1 and 2 KiB in (the application is 440 bytes).
+SEGMENTS = [MemorySegment(s.start, bytes(s.data)) for s in
+            load(ROOT / "fixtures" / PROFILE.name / "bootloader.hex").segments()]
 START = SEGMENTS[0].start
 FAULTS = {
     "nack_get_id": (BoardFaults(nack_command=Command.get_id),

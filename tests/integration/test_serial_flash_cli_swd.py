@@ -32,6 +32,7 @@ def test_flash_cli_writes_and_reads_through_a_probe(tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert "verified" in result.output
     out = tmp_path / "head.bin"
-    result = runner.invoke(flash_group, [*base, "read", "0x08002000", "64", "-o", str(out)])
+    app_start = load(hex_path).min_address  # slot A, after the bootloader region
+    result = runner.invoke(flash_group, [*base, "read", f"0x{app_start:08X}", "64", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert out.read_bytes() == bytes(load(hex_path).read(0x08002000, 64))
+    assert out.read_bytes() == bytes(load(hex_path).read(app_start, 64))

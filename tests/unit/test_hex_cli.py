@@ -20,9 +20,10 @@ def test_info_prints_ranges_sizes_entry_and_digest(capsys: pytest.CaptureFixture
     assert profiles_cli.main(["info", str(TEMPLATE)]) == 0
     out = capsys.readouterr().out
     image = load(TEMPLATE)
-    assert "0x08000000-0x08002000       8,192 bytes" in out
-    assert "entry 0x08000101 (linear)" in out
-    assert image.sha256(0x08000000, 0x08002000).hex() in out
+    assert "0x08000000-0x08006000      24,576 bytes" in out  # the 24 KiB bootloader region
+    entry = int.from_bytes(image.read(0x08000004, 4), "little")  # the reset vector
+    assert f"entry 0x{entry:08X} (linear)" in out
+    assert image.sha256(0x08000000, 0x08006000).hex() in out
 
 
 def test_convert_hex_to_srec_and_binary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,7 +35,7 @@ def test_convert_hex_to_srec_and_binary(tmp_path: Path, capsys: pytest.CaptureFi
     )
     binary = tmp_path / "out.bin"
     assert hex_cli.main(["convert", str(srec), str(binary)]) == 0
-    assert binary.read_bytes() == bytes(load(TEMPLATE).read(0x08000000, 0x2000))
+    assert binary.read_bytes() == bytes(load(TEMPLATE).read(0x08000000, 0x6000))
     assert "wrote" in capsys.readouterr().out
 
 
@@ -48,7 +49,7 @@ def test_patch_writes_patched_image(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert image.read(profile.key_zone.address, 16).hex() == key_hex
     assert image.read(profile.id_zone.address, 4) == bytes.fromhex("34120000")
     printed = capsys.readouterr().out
-    assert image.sha256(0x08000000, 0x08002000).hex() in printed
+    assert image.sha256(0x08000000, 0x08006000).hex() in printed
     assert key_hex not in printed
 
 

@@ -1,0 +1,1 @@
+"""Images built from C in ``fixtures/bootloader/`` (``build.py``), shipped: no toolchain needed."""
