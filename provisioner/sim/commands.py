@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from provisioner.sim.device.commands import device_group
 from provisioner.sim.swap_commands import swap_chip_command
 from provisioner.sim.swd_commands import sim_swd_command
 
@@ -78,4 +79,5 @@ def firmware_command(profile: str, directory: Path) -> None:
 
 
 sim_group.add_command(sim_swd_command, "swd")
+sim_group.add_command(device_group, "device")
 sim_group.add_command(swap_chip_command, "swap-chip")
