@@ -1,7 +1,7 @@
 """Field updates: releases, entitlements, request nonces, deliveries with results (issue 13).
 
 Revision ID: i13_updates
-Revises: i10_enrolment
+Revises: i12_audit_checkpoints
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i13_updates"
-down_revision = "i10_enrolment"
+down_revision = "i12_audit_checkpoints"
 branch_labels = None
 depends_on = None
 
