@@ -16,7 +16,7 @@ from provisioner.audit.chain import AuditEvent
 from provisioner.crypto.secret import Secret
 from provisioner.errors import BadSignature, InvalidRequest
 from provisioner.site.admin import ADMIN
-from provisioner.site.context import SiteContext
+from provisioner.site.context import SiteContext, release_aad
 from provisioner.site.db import repo
 from provisioner.site.db.engine import transaction
 from provisioner.site.db.models import Release
@@ -37,11 +37,6 @@ class ReleaseInfo:
     min_version: str | None
     image_size: int
     image_sha512: str
-
-
-def release_aad(release_id: str) -> bytes:
-    """AAD binding a wrapped release image to its row."""
-    return f"provisioner/site/release|{release_id}".encode()
 
 
 def release_manifest(product: str, terms: ReleaseTerms, image_size: int, sha512: str) -> bytes:
