@@ -10,6 +10,7 @@ from hw_profiles.profile import (
     ReadoutProtection,
     SerialTransport,
     SwdTransport,
+    UpdateLayout,
 )
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ReadoutProtection",
     "SerialTransport",
     "SwdTransport",
+    "UpdateLayout",
     "list_profiles",
     "load_profile",
 ]

@@ -19,8 +19,9 @@ from hw_profiles.profile import (
     ReadoutProtection,
     SerialTransport,
     SwdTransport,
+    UpdateLayout,
 )
-from hw_profiles.schema import FlashModel, ProfileModel
+from hw_profiles.schema import FlashModel, ProfileModel, RegionModel
 
 PROFILE_DIR = Path(__file__).resolve().parent
 
@@ -122,6 +123,7 @@ def _resolve(model: ProfileModel, file: str) -> Profile:
         key_zone=key_zone,
         checksum=checksum,
         sha256=canonical_sha256(model),
+        update=_update(model),
     )
     try:
         layout: PatchLayout = profile.patch_layout()
@@ -129,6 +131,18 @@ def _resolve(model: ProfileModel, file: str) -> Profile:
         raise ProfileValidationError(file, "zones", str(exc)) from exc
     del layout
     return profile
+
+
+def _update(model: ProfileModel) -> UpdateLayout | None:
+    if model.update is None or model.flash.page_size_bytes is None:
+        return None
+    u = model.update
+
+    def region(r: RegionModel) -> MemoryRegion:
+        return MemoryRegion(r.base, r.size_bytes)
+
+    return UpdateLayout((region(u.slot_a), region(u.slot_b)), region(u.boot_state),
+                        region(u.event_log), model.flash.page_size_bytes)
 
 
 def _zone(file: str, name: str, fields: dict[str, object]) -> Zone:

@@ -87,6 +87,16 @@ class ReadoutProtection:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateLayout:
+    """Where a field-updatable device keeps its slots, boot state and event log (two pages each)."""
+
+    slots: tuple[MemoryRegion, MemoryRegion]
+    boot_state: MemoryRegion
+    event_log: MemoryRegion
+    page_size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """One board/MCU: memory map, transports, protection and patch layout."""
 
@@ -106,6 +116,7 @@ class Profile:
     key_zone: Zone
     checksum: ChecksumSpec | None
     sha256: str
+    update: UpdateLayout | None = None
 
     def patch_layout(self) -> PatchLayout:
         """Return the layout patch() needs: zones, checksum, the bootloader region to program."""

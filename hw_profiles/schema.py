@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -95,6 +96,15 @@ class ChecksumModel(_Strict):
     byteorder: Literal["little", "big"] = "little"
 
 
+class UpdateModel(_Strict):
+    """Field-update flash layout (docs/updates-protocol.md §8): two slots, boot state, event log."""
+
+    slot_a: RegionModel
+    slot_b: RegionModel
+    boot_state: RegionModel
+    event_log: RegionModel
+
+
 class ProfileModel(_Strict):
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     mcu: str = Field(min_length=1)
@@ -110,6 +120,7 @@ class ProfileModel(_Strict):
     bootloader: RegionModel
     zones: ZonesModel
     checksum: ChecksumModel | None = None
+    update: UpdateModel | None = None
 
     @model_validator(mode="after")
     def _fits(self) -> Self:
@@ -121,4 +132,26 @@ class ProfileModel(_Strict):
             raise ValueError("zones.key.size_bytes differs from key_size_bytes")
         if self.swd is None and self.serial is None:
             raise ValueError("a profile needs at least one transport: swd or serial")
+        if self.update is not None:
+            self._check_update(self.update, flash_end)
         return self
+
+    def _check_update(self, update: UpdateModel, flash_end: int) -> None:
+        page = self.flash.page_size_bytes
+        regions = [("bootloader", self.bootloader.base, self.bootloader.size_bytes)]
+        for name in ("slot_a", "slot_b", "boot_state", "event_log"):
+            region: RegionModel = getattr(update, name)
+            if not self.flash.base <= region.base < region.base + region.size_bytes <= flash_end:
+                raise ValueError(f"update.{name} lies outside flash")
+            if page is None or region.base % page or region.size_bytes % page:
+                raise ValueError(f"update.{name} is not aligned to flash pages")
+            regions.append((name, region.base, region.size_bytes))
+        for name in ("boot_state", "event_log"):
+            if getattr(update, name).size_bytes != 2 * (page or 0):
+                raise ValueError(f"update.{name} must be exactly two flash pages")
+        if update.slot_a.size_bytes != update.slot_b.size_bytes:
+            raise ValueError("update.slot_a and update.slot_b differ in size")
+        regions.sort(key=lambda r: r[1])
+        for (first, start, size), (second, nxt, _) in pairwise(regions):
+            if start + size > nxt:
+                raise ValueError(f"update regions {first} and {second} overlap")

@@ -15,6 +15,7 @@ _COMMANDS: dict[str, str] = {
     "flash": "provisioner.flash.commands:flash_group",
     "sim": "provisioner.sim.commands:sim_group",
     "audit": "provisioner.audit.commands:audit_group",
+    "device": "provisioner.relay.commands:device_group",
     "demo": "provisioner.demo:demo_command",
 }
 

@@ -84,15 +84,17 @@ class DemoSite:
 
 
 @contextmanager
-def demo_site(work_dir: Path, *, scrypt_n: int = 2**15) -> Iterator[DemoSite]:
-    """Initialise a site in ``work_dir / "site"``, serve it, add an operator and the template."""
+def demo_site(work_dir: Path, *, scrypt_n: int = 2**15,
+              db_url: str | None = None) -> Iterator[DemoSite]:
+    """Initialise a site in ``work_dir / "site"`` (SQLite unless ``db_url``), serve it, add an
+    operator and the template."""
     from hw_profiles import load_profile
     from provisioner.sim.firmware import render
     from provisioner.site import admin, catalogue
     from provisioner.site.server import run_in_thread
 
     site_dir = work_dir / "site"
-    admin.init_site(site_dir, site_name="demo", hosts=("127.0.0.1",))
+    admin.init_site(site_dir, site_name="demo", hosts=("127.0.0.1",), db_url=db_url)
     # The owner's template, as the firmware team would hand it to the site admin.
     template_path = work_dir / "owner" / "bootloader.hex"
     template_path.parent.mkdir(mode=0o700)

@@ -43,14 +43,21 @@ ProvisionerError
 │  ├─ OperatorLocked          operator_locked
 │  ├─ UnknownDevice           unknown_device
 │  ├─ BadMac                  bad_mac
-│  ├─ UpdateNotEnabled        update_not_enabled
-│  ├─ AlreadyDelivered        already_delivered
+│  ├─ NotEntitled             not_entitled        (field update: device not enabled)
+│  ├─ PredecessorRequired     predecessor_required
+│  ├─ DowngradeRefused        downgrade_refused
+│  ├─ UpToDate                up_to_date
+│  ├─ ReplayedNonce           replayed_nonce
+│  ├─ AlreadyDelivered        already_delivered   (clone alarm)
+│  ├─ DeliveryNotFound        delivery_not_found
+│  ├─ ResultAlreadyReported   result_already_reported
 │  ├─ AlreadyProvisioned(device_id)  already_provisioned   (station side: ID zone not blank)
 │  ├─ SiteBusy                site_unavailable   (503: retry with the same request_id)
 │  ├─ InvalidRequest          invalid_request
 │  ├─ BodyTooLarge            body_too_large     (413)
 │  └─ RateLimited(retry_after_s)  rate_limited   (429)
 ├─ IllegalTransition(state, event)
+├─ InstallRefused(reason, detail)   a device refuses or rolls back an update package
 ├─ StationConfigError(path, reason)   station data directory missing, not enrolled, invalid
 ├─ TokenError (provisioner.hsm.errors) ─ ModuleLoadError, TokenNotFound, WrongTokenPin,
 │                                         PinUnavailable, TokenKeyMissing, TokenKeyUnsafe, …
@@ -450,17 +457,55 @@ class BadMac(Refused):
     http_status = 401
 
 
-class UpdateNotEnabled(Refused):
-    """The device's enable condition for this update fails."""
+class NotEntitled(Refused):
+    """The device is not programmed, revoked, or its entitlement ended."""
 
-    code = "update_not_enabled"
+    code = "not_entitled"
     http_status = 403
 
 
+class PredecessorRequired(Refused):
+    """The release needs a version the device does not run yet."""
+
+    code = "predecessor_required"
+
+
+class DowngradeRefused(Refused):
+    """The newest release is older than what the device runs or allows."""
+
+    code = "downgrade_refused"
+
+
+class UpToDate(Refused):
+    """No release newer than the device's version."""
+
+    code = "up_to_date"
+    http_status = 404
+
+
+class ReplayedNonce(Refused):
+    """A field request reuses a nonce this device already used."""
+
+    code = "replayed_nonce"
+
+
 class AlreadyDelivered(Refused):
-    """This version was already delivered to this device (clone alarm)."""
+    """This release was already delivered to this device ID (clone alarm)."""
 
     code = "already_delivered"
+
+
+class DeliveryNotFound(Refused):
+    """A result names a delivery that does not exist for this device."""
+
+    code = "delivery_not_found"
+    http_status = 404
+
+
+class ResultAlreadyReported(Refused):
+    """The outcome of this delivery was already reported."""
+
+    code = "result_already_reported"
 
 
 class AlreadyProvisioned(Refused):
@@ -515,6 +560,15 @@ class IllegalTransition(ProvisionerError):
         self.state = state
         self.event = event
         super().__init__(f"event {event!r} is not allowed in state {state!r}")
+
+
+class InstallRefused(ProvisionerError):
+    """A device refused an update package or rolled an install back (``reason`` is its code)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
 
 
 class AuditError(ProvisionerError):

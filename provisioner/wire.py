@@ -278,3 +278,44 @@ def refusal_from_problem(problem: Problem) -> Refused:
     if cls is None:
         return Refused(f"{problem.code}: {problem.detail}")
     return cls(problem.detail)
+
+
+# --- field updates (docs/updates-protocol.md): device ↔ update listener -------------------
+
+_U32 = Field(ge=0, le=0xFFFFFFFF)
+
+
+class UpdateRequestBody(_Body):
+    """A device's signed request (spec §3), fields of the 40 canonical bytes plus the MAC."""
+
+    device_id: int = _U32
+    current_version: int = _U32
+    security_counter: int = _U32
+    nonce: str = Field(pattern=r"^[0-9a-f]{32}$")
+    mac: str = Field(pattern=r"^[0-9a-f]{128}$")
+
+
+class UpdateResponse(_Body):
+    """A delivery: the package (manifest || signature || ciphertext), standard base64."""
+
+    delivery_id: int
+    version: int
+    package: str
+
+
+class ResultBody(_Body):
+    """A device's install outcome for one delivery (spec §6), with its MAC."""
+
+    device_id: int = _U32
+    outcome: str = Field(pattern=r"^(installed|rolled_back)$")
+    reason: str = Field(pattern=r"^[a-z_]{1,32}$")
+    running_version: int = _U32
+    security_counter: int = _U32
+    mac: str = Field(pattern=r"^[0-9a-f]{128}$")
+
+
+class ResultAck(_Body):
+    """The site stored the outcome."""
+
+    delivery_id: int
+    status: str

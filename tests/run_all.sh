@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(srecord stm32flash softhsm2 chromium gcc-arm-none-eabi)
+apt_packages=(srecord stm32flash softhsm2 chromium gcc-arm-none-eabi curl)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

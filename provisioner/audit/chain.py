@@ -62,8 +62,13 @@ class AuditEvent(StrEnum):
     alarm_digest_mismatch = "alarm_digest_mismatch"
     alarm_stale_reservation = "alarm_stale_reservation"
     alarm_report_disagreement = "alarm_report_disagreement"
+    release_added = "release_added"
+    device_entitled = "device_entitled"
+    device_revoked = "device_revoked"
     update_delivered = "update_delivered"
     update_refused = "update_refused"
+    update_installed = "update_installed"
+    update_rolled_back = "update_rolled_back"
     alarm_clone = "alarm_clone"
     alarm_unregistered_device = "alarm_unregistered_device"
     alarm_enrolment_reused = "alarm_enrolment_reused"
@@ -72,6 +77,7 @@ class AuditEvent(StrEnum):
     site_keys_migrated = "site_keys_migrated"
     site_key_files_shredded = "site_key_files_shredded"
     alarm_station_journal = "alarm_station_journal"
+    alarm_bad_mac = "alarm_bad_mac"
 
 
 # The fields an entry's data carries when they apply, under these names in every event.

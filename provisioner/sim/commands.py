@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from provisioner.sim.boot_commands import sim_boot_command
+from provisioner.sim.device.commands import device_group
 from provisioner.sim.swap_commands import swap_chip_command
 from provisioner.sim.swd_commands import sim_swd_command
 
@@ -79,5 +80,6 @@ def firmware_command(profile: str, directory: Path) -> None:
 
 
 sim_group.add_command(sim_swd_command, "swd")
+sim_group.add_command(device_group, "device")
 sim_group.add_command(swap_chip_command, "swap-chip")
 sim_group.add_command(sim_boot_command, "boot")

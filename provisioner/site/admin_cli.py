@@ -249,15 +249,32 @@ def order_close(order_id: str) -> None:
 @site_group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8443, show_default=True)
+@click.option("--update-port", type=int, default=None,
+              help="Also serve the field-update listener on this port (server TLS, no client "
+                   "certificate; devices and technicians have none), e.g. 8444.")
+@click.option("--update-rate", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+              help="Update requests per second allowed from one source address (burst 2x).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--db", "db_url", default=None, help="Override the database URL.")
 @_translated
-def serve_command(host: str, port: int, workers: int, db_url: str | None) -> None:
-    """Serve the station API over TLS 1.2+ (client certificates verified against the site CA)."""
+def serve_command(host: str, port: int, update_port: int | None, update_rate: float,
+                  workers: int, db_url: str | None) -> None:
+    """Serve the station API over TLS 1.2+ (client certificates verified against the site CA)
+    and the field-update listener on its own port (no client certificate)."""
     from provisioner.site.server import serve
 
-    serve(_site_dir(), host=host, port=port, workers=workers, db_url=db_url,
+    serve(_site_dir(), host=host, port=port, update_port=update_port,
+          workers=workers, db_url=db_url, update_rate_per_s=update_rate,
           pin_prompt=site_pin_prompt())
 
+
+def _register_update_commands() -> None:
+    from provisioner.site.update_cli import device_group, release_group
+
+    site_group.add_command(release_group)
+    site_group.add_command(device_group)
+
+
+_register_update_commands()
 
 from provisioner.site import report_cli  # noqa: E402,F401  (adds its commands to the groups)

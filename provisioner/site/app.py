@@ -12,7 +12,9 @@ from provisioner.site.bodylimit import BodyLimit
 from provisioner.site.context import SiteContext
 from provisioner.site.gate import StationGate
 from provisioner.site.problems import install_problem_handlers
-from provisioner.site.routes import health, stations
+from provisioner.site.ratelimit import PerSourceRateLimit, RateLimiter
+from provisioner.site.routes import health, stations, updates
+from provisioner.site.updates.service import UpdateService
 from provisioner.wire import API_PREFIX
 
 # Request handlers run in a thread pool (their database calls block). A few threads keep a
@@ -50,4 +52,33 @@ def create_app(ctx: SiteContext) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(stations.router, prefix=API_PREFIX)
+    return app
+
+
+# Per source address on the update listener: sustained requests per second and burst.
+UPDATE_RATE_PER_S = 20.0
+UPDATE_BURST = 40
+UPDATE_MAX_BODY_BYTES = 4096  # a request or result body is a few hundred bytes
+
+
+def create_update_app(ctx: SiteContext, *, rate_per_s: float = UPDATE_RATE_PER_S,
+                      burst: int = UPDATE_BURST) -> FastAPI:
+    """Build the update listener's app: POST /v1/updates and results, health, problem+json."""
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        yield
+        service.images.wipe()
+
+    app = FastAPI(lifespan=lifespan, title="provisioner site updates",
+                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None)
+    service = UpdateService.open(ctx)
+    app.state.site = ctx
+    app.state.updates = service
+    install_problem_handlers(app)
+    app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(updates.router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimit, max_body_bytes=UPDATE_MAX_BODY_BYTES)
+    app.add_middleware(PerSourceRateLimit,  # added last: runs first
+                       limiter=RateLimiter(rate_per_s=rate_per_s, burst=burst))
     return app

@@ -45,6 +45,11 @@ def device_key_aad(device_id: int, drbg_index: int) -> bytes:
     return f"provisioner/site/device-key|{device_id}|{drbg_index}".encode()
 
 
+def release_aad(release_id: str) -> bytes:
+    """AAD binding a wrapped release image to its row."""
+    return f"provisioner/site/release|{release_id}".encode()
+
+
 def firmware_aad(firmware_id: str) -> bytes:
     """AAD binding wrapped firmware bytes to their archive entry."""
     return f"provisioner/site/firmware|{firmware_id}".encode()

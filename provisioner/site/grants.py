@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from hex_generator import patch
 from provisioner.audit.chain import AuditEvent
 from provisioner.crypto import envelope
 from provisioner.errors import (
+    BadSignature,
     DuplicateChip,
     GrantAlreadyCompleted,
     GrantExpired,
@@ -28,7 +30,7 @@ from provisioner.errors import (
 )
 from provisioner.site.alarms import audit_grant_refusal
 from provisioner.site.audit_facts import record
-from provisioner.site.catalogue import check_firmware_profile
+from provisioner.site.catalogue import check_firmware_profile, firmware_manifest
 from provisioner.site.context import (
     SiteContext,
     Template,
@@ -79,14 +81,25 @@ def _check_order_firmware(session: Session, order: Order) -> None:
 
 
 def _firmware(ctx: SiteContext, session: Session, firmware_id: str) -> Template:
-    """Return an archive entry, from this process's cache or unwrapped from the database."""
-    found = ctx.firmware.cached(firmware_id)
-    if found is not None:
-        return found
+    """Return an archive entry (cached or unwrapped), its manufacturer signature checked.
+
+    Checked on every use, not only when stored: a row whose signature, digest or fields were
+    changed in the database, or a cached text that no longer matches the row, is refused.
+
+    Raises:
+        BadSignature: the signature does not cover the row, or the text's digest differs.
+    """
     row = session.get(Firmware, firmware_id)
     if row is None:
         raise OrderNotFound(f"firmware {firmware_id} named by an order is missing")
-    return ctx.firmware.firmware(row.firmware_id, row.wrapped_bytes)
+    ctx.signer.verify_key.verify(
+        firmware_manifest(row.kind, row.product, row.version, row.sha256),
+        bytes.fromhex(row.signature), f"firmware {firmware_id}")
+    template = ctx.firmware.cached(firmware_id) or ctx.firmware.firmware(
+        row.firmware_id, row.wrapped_bytes)
+    if not hmac.compare_digest(hashlib.sha256(template.ihex).hexdigest(), row.sha256):
+        raise BadSignature(ctx.signer.key_id, f"firmware {firmware_id} digest")
+    return template
 
 
 def _prepare(

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -155,16 +156,68 @@ class SignInSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Release(Base):
+    """A field-update release of a product: image wrapped, manufacturer signature over its terms."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("product", "version"),)
+
+    release_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    requires_version: Mapped[int] = mapped_column(BigInteger)
+    security_counter: Mapped[int] = mapped_column(BigInteger)
+    image_size: Mapped[int] = mapped_column(Integer)
+    image_sha512: Mapped[str] = mapped_column(String(128))
+    signature: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(32))
+    wrapped_image: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Entitlement(Base):
+    """The owner's decision on a device's updates; no row means entitled without end."""
+
+    __tablename__ = "entitlements"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.device_id"), primary_key=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UpdateNonce(Base):
+    """A request nonce a device used (a second use is ``replayed_nonce``)."""
+
+    __tablename__ = "update_nonces"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.device_id"), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class UpdateDelivery(Base):
-    """A field update delivered to a device; one per (device, firmware)."""
+    """A release delivered to a device; (device, release, attempt) unique.
+
+    ``attempt`` is 1 for the first delivery and grows only after the device reported the
+    previous one ``rolled_back``: the unique constraint makes racing requests deliver once.
+    """
 
     __tablename__ = "update_deliveries"
-    __table_args__ = (UniqueConstraint("device_id", "firmware_id"),)
+    __table_args__ = (UniqueConstraint("device_id", "release_id", "attempt"),)
 
     delivery_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    device_id: Mapped[int] = mapped_column(ForeignKey("devices.device_id"))
-    firmware_id: Mapped[str] = mapped_column(ForeignKey("firmware.firmware_id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.device_id"), index=True)
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.release_id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    request_nonce: Mapped[str] = mapped_column(String(32))
+    source_address: Mapped[str] = mapped_column(String(64))
+    current_version: Mapped[int] = mapped_column(BigInteger)
     delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    running_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditRow(Base):

@@ -40,10 +40,16 @@ from provisioner.hsm.errors import TokenKeyUnsafe
 from provisioner.hsm.objects import KeyKind
 from provisioner.hsm.token import Token
 from provisioner.site import keys
-from provisioner.site.context import device_key_aad, firmware_aad, seed_aad, transport_aad
+from provisioner.site.context import (
+    device_key_aad,
+    firmware_aad,
+    release_aad,
+    seed_aad,
+    transport_aad,
+)
 from provisioner.site.db import repo
 from provisioner.site.db.engine import make_engine, make_session_factory, transaction
-from provisioner.site.db.models import Device, Firmware, Station
+from provisioner.site.db.models import Device, Firmware, Release, Station
 from provisioner.site.keyprovider.config import TokenConfig, keys_path, write_token_config
 from provisioner.site.keyprovider.files import FileKeys
 from provisioner.site.keyprovider.setup import MIGRATION_MARKER
@@ -59,6 +65,7 @@ WRAPPED: tuple[tuple[type[Any], str, Callable[[Any], bytes]], ...] = (
     (Station, "wrapped_transport_key", lambda row: transport_aad(row.station_id)),
     (Firmware, "wrapped_bytes", lambda row: firmware_aad(row.firmware_id)),
     (Device, "wrapped_key", lambda row: device_key_aad(row.device_id, row.drbg_index)),
+    (Release, "wrapped_image", lambda row: release_aad(row.release_id)),
 )
 
 

@@ -1,0 +1,85 @@
+"""HTTPS client of the site's update listener (server TLS verified against the site CA)."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from pathlib import Path
+
+import httpx
+from pydantic import ValidationError
+
+from provisioner.errors import SiteProtocolError, SiteUnreachable
+from provisioner.update.codec import Outcome, Reason, ResultReport, UpdateRequest
+from provisioner.wire import (
+    API_PREFIX,
+    Problem,
+    ResultAck,
+    ResultBody,
+    UpdateRequestBody,
+    UpdateResponse,
+    refusal_from_problem,
+)
+
+TIMEOUT_S = 30.0
+
+
+class UpdateSite:
+    """The update listener at ``url`` (no client certificate)."""
+
+    def __init__(self, url: str, ca_path: Path) -> None:
+        context = ssl.create_default_context(cafile=str(ca_path))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._url = url.rstrip("/")
+        self._client = httpx.Client(verify=context, timeout=TIMEOUT_S)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def _post(self, path: str, body: str) -> dict[str, object]:
+        url = f"{self._url}{API_PREFIX}{path}"
+        try:
+            response = self._client.post(url, content=body,
+                                         headers={"content-type": "application/json"})
+        except httpx.HTTPError as exc:
+            raise SiteUnreachable(url, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise SiteProtocolError(response.status_code, "answer is not JSON") from exc
+        if response.status_code >= 400:
+            try:
+                raise refusal_from_problem(Problem.model_validate(payload))
+            except ValidationError as exc:
+                raise SiteProtocolError(response.status_code, "unreadable problem") from exc
+        if not isinstance(payload, dict):
+            raise SiteProtocolError(response.status_code, "answer is not an object")
+        return payload
+
+    def request_update(self, request: bytes, mac: bytes) -> tuple[int, bytes]:
+        """Forward a device's request; return (delivery_id, package) or raise its refusal."""
+        fields = UpdateRequest.parse(request)
+        body = UpdateRequestBody(device_id=fields.device_id,
+                                 current_version=fields.current_version,
+                                 security_counter=fields.security_counter,
+                                 nonce=fields.nonce.hex(), mac=mac.hex())
+        payload = self._post("/updates", body.model_dump_json())
+        try:
+            answer = UpdateResponse.model_validate(payload)
+            return answer.delivery_id, base64.b64decode(answer.package, validate=True)
+        except (ValidationError, ValueError) as exc:
+            raise SiteProtocolError(200, f"unreadable delivery: {exc}") from exc
+
+    def report_result(self, report: bytes, mac: bytes) -> ResultReport:
+        """Forward a device's result report; return it parsed once the site stored it."""
+        parsed = ResultReport.parse(report)
+        body = ResultBody(device_id=parsed.device_id, outcome=parsed.outcome.value,
+                          reason=parsed.reason.name, running_version=parsed.running_version,
+                          security_counter=parsed.security_counter, mac=mac.hex())
+        ResultAck.model_validate(self._post(f"/updates/{parsed.delivery_id}/result",
+                                            body.model_dump_json()))
+        return parsed
+
+
+__all__ = ["Outcome", "Reason", "UpdateSite"]

@@ -1,0 +1,39 @@
+"""Field-update endpoints on the update listener (server TLS, no client certificate)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from provisioner.site.updates.service import UpdateService
+from provisioner.wire import ResultAck, ResultBody, UpdateRequestBody, UpdateResponse
+
+router = APIRouter()
+
+
+def update_service(request: Request) -> UpdateService:
+    """The app's update service."""
+    service = request.app.state.updates
+    assert isinstance(service, UpdateService)
+    return service
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+_SERVICE = Depends(update_service)
+
+
+@router.post("/updates", response_model=UpdateResponse)
+def post_update(body: UpdateRequestBody, request: Request,
+                service: UpdateService = _SERVICE) -> Response:
+    """Deliver the device's next release, encrypted for it, or refuse (problem+json)."""
+    delivery = service.request(body, _source(request))
+    return Response(delivery.to_json(), media_type="application/json")
+
+
+@router.post("/updates/{delivery_id}/result", response_model=ResultAck)
+def post_result(delivery_id: int, body: ResultBody, request: Request,
+                service: UpdateService = _SERVICE) -> ResultAck:
+    """Record the device's install outcome for one delivery."""
+    return service.result(delivery_id, body, _source(request))

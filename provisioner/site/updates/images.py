@@ -1,0 +1,48 @@
+"""Per-process cache of unwrapped release images, the signature re-checked on every use."""
+
+from __future__ import annotations
+
+import threading
+
+from provisioner.crypto.secret import Secret
+from provisioner.errors import BadSignature
+from provisioner.site.context import SiteContext
+from provisioner.site.db.models import Release
+from provisioner.site.updates.releases import open_release, release_manifest, terms_of
+
+
+class ReleaseImages:
+    """Release images by id; each use verifies the manufacturer signature over the row's terms
+    and that the row's digest is the one the cached image was checked against."""
+
+    def __init__(self) -> None:
+        self._images: dict[str, tuple[str, Secret]] = {}
+        self._lock = threading.Lock()
+
+    def image(self, ctx: SiteContext, row: Release) -> bytearray:
+        """Return the plaintext image of ``row`` (a live buffer: do not keep or modify it).
+
+        Raises:
+            BadSignature: the row's signature, terms or digest do not check out.
+        """
+        with self._lock:
+            found = self._images.get(row.release_id)
+        if found is None:
+            secret = open_release(ctx, row)
+            with self._lock:
+                self._images[row.release_id] = (row.image_sha512, secret)
+            return secret.reveal()
+        sha512, secret = found
+        ctx.signer.verify_key.verify(
+            release_manifest(row.product, terms_of(row), row.image_size, row.image_sha512),
+            bytes.fromhex(row.signature), f"release {row.release_id}")
+        if sha512 != row.image_sha512 or len(secret) != row.image_size:
+            raise BadSignature(ctx.signer.key_id, f"release {row.release_id} image digest")
+        return secret.reveal()
+
+    def wipe(self) -> None:
+        """Wipe every cached image."""
+        with self._lock:
+            for _, secret in self._images.values():
+                secret.wipe()
+            self._images.clear()

@@ -1,0 +1,272 @@
+"""Serve one update request and one result report: checks, delivery + audit in one transaction."""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from provisioner.audit.chain import AuditEvent
+from provisioner.crypto.secret import Secret
+from provisioner.errors import (
+    AlreadyDelivered,
+    BadMac,
+    DeliveryNotFound,
+    InvalidRequest,
+    Refused,
+    ReplayedNonce,
+    ResultAlreadyReported,
+    UnknownDevice,
+)
+from provisioner.site.context import SiteContext, device_key_aad
+from provisioner.site.db import repo
+from provisioner.site.db.engine import transaction
+from provisioner.site.db.models import (
+    Device,
+    Entitlement,
+    Order,
+    Release,
+    UpdateDelivery,
+    UpdateNonce,
+)
+from provisioner.site.updates.images import ReleaseImages
+from provisioner.site.updates.packaging import (
+    build_package,
+    request_mac_ok,
+    result_mac_ok,
+)
+from provisioner.site.updates.policy import (
+    DeviceState,
+    PriorDelivery,
+    check_entitled,
+    check_release,
+)
+from provisioner.site.updates.releases import newest_release, terms_of
+from provisioner.update.codec import PACKAGE_NONCE_SIZE, Outcome, Reason, ResultReport
+from provisioner.update.codec import UpdateRequest as RequestFields
+from provisioner.update.versions import format_version
+from provisioner.wire import ResultAck, ResultBody, UpdateRequestBody
+
+DELIVERED = "delivered"
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; the site stores UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _actor(device_id: int) -> str:
+    return f"device:{device_id}"
+
+
+def _device_key(ctx: SiteContext, device: Device) -> Secret:
+    return ctx.keys.unwrap(device.wrapped_key, device_key_aad(device.device_id, device.drbg_index))
+
+
+def _audit(ctx: SiteContext, event: AuditEvent, actor: str, data: dict[str, object],
+           session: Session | None = None) -> None:
+    if session is not None:
+        repo.append_audit(session, signer=ctx.signer, now=ctx.clock(), actor=actor,
+                          event=event, data=data)
+        return
+    with transaction(ctx.factory) as own:
+        repo.append_audit(own, signer=ctx.signer, now=ctx.clock(), actor=actor, event=event,
+                          data=data)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A package delivered to one device."""
+
+    delivery_id: int
+    version: int
+    package: bytes = field(repr=False)
+
+    def to_json(self) -> bytes:
+        """The ``UpdateResponse`` body, built directly (a 256 KiB package through a generic
+        JSON encoder costs more than the cryptography)."""
+        return (b'{"delivery_id":%d,"version":%d,"package":"' % (self.delivery_id, self.version)
+                + base64.b64encode(self.package) + b'"}')
+
+
+@dataclass
+class UpdateService:
+    """The update listener's logic for one site (holds the per-process release image cache)."""
+
+    ctx: SiteContext
+    images: ReleaseImages
+
+    @classmethod
+    def open(cls, ctx: SiteContext) -> UpdateService:
+        """A service over ``ctx`` with an empty image cache."""
+        return cls(ctx, ReleaseImages())
+
+    # --- POST /v1/updates ---------------------------------------------------------------
+
+    def request(self, body: UpdateRequestBody, source: str) -> Delivery:
+        """Deliver the device's next release or raise the refusal (audited, nothing delivered).
+
+        Raises:
+            Refused: ``unknown_device``, ``bad_mac``, ``replayed_nonce``, ``not_entitled``,
+            ``up_to_date``, ``downgrade_refused``, ``predecessor_required``,
+            ``already_delivered``.
+        """
+        ctx = self.ctx
+        fields = RequestFields(body.device_id, body.current_version, body.security_counter,
+                               bytes.fromhex(body.nonce))
+        where = {"device_id": body.device_id, "source_address": source, "nonce": body.nonce,
+                 "current_version": format_version(body.current_version)}
+        with ctx.factory() as session:
+            device = session.get(Device, body.device_id)
+        if device is None:
+            _audit(ctx, AuditEvent.alarm_unregistered_device, _actor(body.device_id),
+                   {**where, "code": UnknownDevice.code,
+                    "detail": "a device ID the site never granted asked for an update"})
+            raise UnknownDevice(f"device {body.device_id} is not registered at this site")
+        with _device_key(ctx, device) as key:
+            if not request_mac_ok(key, fields, bytes.fromhex(body.mac)):
+                _audit(ctx, AuditEvent.alarm_bad_mac, _actor(body.device_id),
+                       {**where, "code": BadMac.code, "chip_uid": device.chip_uid,
+                        "detail": "request MAC does not verify under the device's key"})
+                raise BadMac(f"request MAC for device {body.device_id} does not verify")
+            try:
+                return self._deliver(key, fields, where, source)
+            except Refused as refusal:
+                self._audit_refusal(refusal, fields, where)
+                raise
+
+    def _deliver(self, key: Secret, fields: RequestFields, where: dict[str, object],
+                 source: str) -> Delivery:
+        ctx = self.ctx
+        nonce = str(where["nonce"])
+        try:
+            with transaction(ctx.factory) as session:
+                now = ctx.clock()
+                replayed = exists().where(UpdateNonce.device_id == Device.device_id,
+                                          UpdateNonce.nonce == nonce)
+                device, entitlement, product, is_replay = session.execute(
+                    select(Device, Entitlement, Order.product, replayed)
+                    .join(Order, Order.order_id == Device.order_id)
+                    .outerjoin(Entitlement, Entitlement.device_id == Device.device_id)
+                    .where(Device.device_id == fields.device_id)
+                    .with_for_update(of=Device)).one()
+                if is_replay:
+                    raise ReplayedNonce(f"nonce {nonce} was already used by device "
+                                        f"{device.device_id}")
+                check_entitled(DeviceState(
+                    device.device_id, device.status,
+                    entitlement is not None and entitlement.revoked,
+                    None if entitlement is None or entitlement.until is None
+                    else _utc(entitlement.until)), now)
+                release = newest_release(session, product)
+                earlier = [] if release is None else list(session.scalars(
+                    select(UpdateDelivery).where(
+                        UpdateDelivery.device_id == device.device_id,
+                        UpdateDelivery.release_id == release.release_id)
+                    .order_by(UpdateDelivery.delivery_id)))
+                counting = [d for d in earlier if d.status != Outcome.rolled_back.value]
+                prior = None if not counting else PriorDelivery(
+                    counting[0].delivery_id, _utc(counting[0].delivered_at),
+                    counting[0].source_address, counting[0].request_nonce)
+                terms = check_release(None if release is None else terms_of(release),
+                                      fields.current_version, fields.security_counter, prior)
+                assert release is not None
+                image = self.images.image(ctx, release)
+                row = UpdateDelivery(
+                    device_id=device.device_id, release_id=release.release_id,
+                    attempt=max((d.attempt for d in earlier), default=0) + 1,
+                    request_nonce=nonce, source_address=source,
+                    current_version=fields.current_version, delivered_at=now, status=DELIVERED)
+                session.add(UpdateNonce(device_id=device.device_id, nonce=nonce, seen_at=now))
+                session.add(row)
+                session.flush()
+                package = build_package(
+                    ctx.signer, key, fields, terms, image,
+                    image_digest=bytes.fromhex(release.image_sha512),
+                    delivery_id=row.delivery_id, package_nonce=os.urandom(PACKAGE_NONCE_SIZE),
+                    issued_at=int(now.timestamp()))
+                _audit(ctx, AuditEvent.update_delivered, _actor(device.device_id),
+                       {**where, "delivery_id": row.delivery_id, "chip_uid": device.chip_uid,
+                        "release_id": release.release_id, "attempt": row.attempt,
+                        "version": format_version(terms.version),
+                        "image_sha512": release.image_sha512}, session)
+        except IntegrityError as exc:
+            # A racing request for the same release committed first (unique constraint).
+            raise AlreadyDelivered(f"release delivered to device {fields.device_id} by a "
+                                   "concurrent request") from exc
+        return Delivery(row.delivery_id, terms.version, package)
+
+    def _audit_refusal(self, refusal: Refused, fields: RequestFields,
+                       where: dict[str, object]) -> None:
+        ctx = self.ctx
+        data: dict[str, object] = {**where, "code": refusal.code, "detail": refusal.detail}
+        event = AuditEvent.update_refused
+        with transaction(ctx.factory) as session:
+            if isinstance(refusal, AlreadyDelivered):
+                event = AuditEvent.alarm_clone
+                data["first_request"] = self._first_request(session, fields.device_id)
+                data["second_request"] = {"time": ctx.clock().isoformat(),
+                                          "source_address": where["source_address"],
+                                          "nonce": where["nonce"]}
+            if not isinstance(refusal, ReplayedNonce):
+                session.merge(UpdateNonce(device_id=fields.device_id, nonce=str(where["nonce"]),
+                                          seen_at=ctx.clock()))
+            _audit(ctx, event, _actor(fields.device_id), data, session)
+
+    @staticmethod
+    def _first_request(session: Session, device_id: int) -> dict[str, object] | None:
+        """The delivery an ``already_delivered`` refusal collides with (newest release)."""
+        row = session.scalars(
+            select(UpdateDelivery).join(Release)
+            .where(UpdateDelivery.device_id == device_id,
+                   UpdateDelivery.status != Outcome.rolled_back.value)
+            .order_by(Release.version.desc(), UpdateDelivery.delivery_id).limit(1)).first()
+        if row is None:
+            return None
+        return {"delivery_id": row.delivery_id, "time": _utc(row.delivered_at).isoformat(),
+                "source_address": row.source_address, "nonce": row.request_nonce}
+
+    # --- POST /v1/updates/{delivery_id}/result ------------------------------------------
+
+    def result(self, delivery_id: int, body: ResultBody, source: str) -> ResultAck:
+        """Record a device's install outcome (once per delivery), audited.
+
+        Raises:
+            Refused: ``delivery_not_found``, ``bad_mac``, ``result_already_reported``,
+            ``invalid_request`` (unknown reason name).
+        """
+        ctx = self.ctx
+        if body.reason not in Reason.__members__:
+            raise InvalidRequest(f"unknown reason {body.reason!r}")
+        report = ResultReport(Outcome(body.outcome), Reason[body.reason], body.device_id,
+                              delivery_id, body.running_version, body.security_counter)
+        with transaction(ctx.factory) as session:
+            row = session.get(UpdateDelivery, delivery_id, with_for_update=True,
+                              populate_existing=True)
+            device = None if row is None else session.get(Device, row.device_id)
+            if row is None or device is None or row.device_id != body.device_id:
+                raise DeliveryNotFound(f"no delivery {delivery_id} for device {body.device_id}")
+            with _device_key(ctx, device) as key:
+                mac_ok = result_mac_ok(key, report, bytes.fromhex(body.mac))
+            if mac_ok and row.status != DELIVERED:
+                raise ResultAlreadyReported(f"delivery {delivery_id} was reported {row.status}")
+            if mac_ok:
+                row.status, row.reason = report.outcome.value, report.reason.name
+                row.running_version, row.reported_at = report.running_version, ctx.clock()
+                session.flush()
+            _audit(ctx, (AuditEvent.alarm_bad_mac if not mac_ok
+                         else AuditEvent.update_installed if report.outcome == Outcome.installed
+                         else AuditEvent.update_rolled_back), _actor(device.device_id),
+                   {"delivery_id": delivery_id, "device_id": device.device_id,
+                    "source_address": source, "outcome": report.outcome.value,
+                    "reason": report.reason.name,
+                    "running_version": format_version(report.running_version),
+                    "code": None if mac_ok else BadMac.code}, session)
+        if not mac_ok:
+            raise BadMac(f"result MAC for delivery {delivery_id} does not verify")
+        return ResultAck(delivery_id=delivery_id, status=report.outcome.value)
