@@ -16,11 +16,9 @@ import contextlib
 import multiprocessing
 import os
 import secrets
-import socket
 import ssl
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,9 +29,9 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import httpx
-import psutil
 import psycopg
 from psycopg import sql
+from site_process import cpu_s, free_port, serving
 from sqlalchemy import func, select
 
 from provisioner.crypto.bundle import open_bundle
@@ -74,12 +72,6 @@ class Result:
     @property
     def rate(self) -> float:
         return self.grants / self.seconds
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -148,41 +140,6 @@ def _setup(root: Path, db_url: str | None, quantity: int,
     return identities
 
 
-def _cpu_s(process: psutil.Process) -> float:
-    """User + system CPU of the site process and its worker processes."""
-    total = 0.0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
-@contextmanager
-def _serve(root: Path, port: int, workers: int) -> Iterator[tuple[str, psutil.Process]]:
-    command = [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
-               "--site-dir", str(root), "serve", "--port", str(port),
-               "--workers", str(workers)]
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)  # one access line per grant
-    url = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/v1/health", verify=str(SiteDir(root).ca_cert), timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("site server did not start") from None
-                time.sleep(0.2)
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def _station(url: str, identity: Identity, count: int, barrier: Barrier) -> list[float]:
     latencies: list[float] = []
     with httpx.Client(base_url=url, verify=identity.context(), timeout=30) as http:
@@ -217,7 +174,9 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
             token = stack.enter_context(_softhsm_token(Path(tmp) / "hsm"))
         root = Path(tmp) / "site"
         identities = _setup(root, db_url, STATIONS * per_station, token)
-        with _serve(root, _free_port(), workers) as (url, server):
+        port = free_port()
+        with serving(root, ["--port", str(port), "--workers", str(workers)], port,
+                     start_timeout_s=30) as (url, server):
             spawn = multiprocessing.get_context("spawn")
             barrier = spawn.Barrier(STATIONS + 1)
             queue: multiprocessing.Queue[list[float]] = spawn.Queue()
@@ -230,10 +189,10 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
                 client.start()
             barrier.wait(timeout=120)
             start = time.perf_counter()
-            cpu_start = _cpu_s(server)
+            cpu_start = cpu_s(server)
             answers = [latency for _ in clients for latency in queue.get(timeout=600)]
             seconds = time.perf_counter() - start
-            cpu = _cpu_s(server) - cpu_start
+            cpu = cpu_s(server) - cpu_start
             for client in clients:
                 client.join(timeout=30)
         ctx = open_site(root)

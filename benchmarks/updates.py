@@ -14,11 +14,8 @@ import argparse
 import multiprocessing
 import os
 import secrets
-import socket
 import ssl
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,9 +27,9 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import httpx
-import psutil
 import psycopg
 from psycopg import sql
+from site_process import cpu_s, free_port, serving
 
 from provisioner.crypto.secret import Secret
 from provisioner.site import admin, catalogue
@@ -65,12 +62,6 @@ class Result:
         return self.packages / self.seconds
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _setup(root: Path, db_url: str | None, devices: int) -> list[tuple[int, bytes]]:
     """A site with one release of 256 KiB and ``devices`` programmed devices (keys known)."""
     admin.init_site(root, site_name="bench", db_url=db_url)
@@ -100,41 +91,6 @@ def _setup(root: Path, db_url: str | None, devices: int) -> list[tuple[int, byte
     finally:
         ctx.close()
     return keys
-
-
-@contextmanager
-def _serve(root: Path, workers: int) -> Iterator[tuple[str, psutil.Process]]:
-    port, update_port = _free_port(), _free_port()
-    command = [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
-               "--site-dir", str(root), "serve", "--port", str(port), "--update-port",
-               str(update_port), "--update-rate", "100000", "--workers", str(workers)]
-    process = subprocess.Popen(command)
-    url = f"https://127.0.0.1:{update_port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/v1/health", verify=str(SiteDir(root).ca_cert), timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("site server did not start") from None
-                time.sleep(0.2)
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _cpu_s(process: psutil.Process) -> float:
-    total = 0.0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def _requester(url: str, ca: str, devices: list[tuple[int, bytes]],
@@ -172,7 +128,10 @@ def run(engine: str, db_url: str | None, per_requester: int, workers: int,
         root = Path(tmp) / "site"
         keys = _setup(root, db_url, REQUESTERS * per_requester)
         shares = [keys[n::REQUESTERS] for n in range(REQUESTERS)]
-        with _serve(root, workers) as (url, server):
+        port, update_port = free_port(), free_port()
+        serve_args = ["--port", str(port), "--update-port", str(update_port),
+                      "--update-rate", "100000", "--workers", str(workers)]
+        with serving(root, serve_args, update_port) as (url, server):
             spawn = multiprocessing.get_context("spawn")
             barrier = spawn.Barrier(REQUESTERS + 1)
             queue: multiprocessing.Queue[list[float]] = spawn.Queue()
@@ -183,10 +142,10 @@ def run(engine: str, db_url: str | None, per_requester: int, workers: int,
             for client in clients:
                 client.start()
             barrier.wait(timeout=300)
-            cpu_before, start = _cpu_s(server), time.perf_counter()
+            cpu_before, start = cpu_s(server), time.perf_counter()
             answers = [latency for _ in clients for latency in queue.get(timeout=900)]
             seconds = time.perf_counter() - start
-            cpu = _cpu_s(server) - cpu_before
+            cpu = cpu_s(server) - cpu_before
             for client in clients:
                 client.join()
     served = sorted(a for a in answers if a >= 0)

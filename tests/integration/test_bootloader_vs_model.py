@@ -12,12 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-device_model = pytest.importorskip(
-    "provisioner.sim.device.device",
-    reason="the Python reference device model (field-update issue) is not on this branch")
-
-from test_bootloader_update import (  # noqa: E402
+from test_bootloader_update import (
     PROFILE,
     PUBLIC,
     V1_0_1,
@@ -30,9 +25,10 @@ from test_bootloader_update import (  # noqa: E402
     request,
     result_of,
 )
-from update_spec import REASONS, RESULT, frame  # noqa: E402
+from update_spec import REASONS, RESULT, frame
 
-from provisioner.crypto.signing import VerifyKey  # noqa: E402
+from provisioner.crypto.signing import VerifyKey
+from provisioner.sim.device import device as device_model
 
 CASES: dict[str, Callable[[bytes], bytes]] = {
     "sealed_for_it": package,
