@@ -113,8 +113,19 @@ class FirmwareCache:
     def __init__(self, site_keys: SiteKeys) -> None:
         self._keys = site_keys
         self._firmware: dict[str, Template] = {}
+        self._verified: set[tuple[str, ...]] = set()
         self._profiles: dict[str, Profile] = {}
         self._lock = threading.Lock()
+
+    def is_verified(self, row_facts: tuple[str, ...]) -> bool:
+        """Whether this process already checked a firmware row with exactly these facts."""
+        with self._lock:
+            return row_facts in self._verified
+
+    def mark_verified(self, row_facts: tuple[str, ...]) -> None:
+        """Remember that a row with these facts passed its signature and digest checks."""
+        with self._lock:
+            self._verified.add(row_facts)
 
     def cached(self, firmware_id: str) -> Template | None:
         """Return a firmware entry already unwrapped by this process, if any."""
