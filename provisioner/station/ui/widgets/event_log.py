@@ -33,12 +33,13 @@ class EventLog(RichLog):
     """A scrolling log that starts with ``backlog`` (entries from before the bench opened)."""
 
     def __init__(self, backlog: Iterable[LogEntry] = (), *, id: str | None = None) -> None:
-        super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=True,
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=False,
                          min_width=20)
         self._backlog = list(backlog)
 
     def on_mount(self) -> None:
-        """Write the backlog."""
+        """Write the backlog and stay at the newest line (until the operator scrolls up)."""
+        self.anchor()
         for entry in self._backlog:
             self.write(entry.render())
         self._backlog.clear()
