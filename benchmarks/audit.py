@@ -136,12 +136,20 @@ def _fill(site_dir: Path, count: int) -> int:
                 ":hash, :key_id, :signature)"), rows)
             conn.execute(text("UPDATE audit_head SET seq=:seq, hash=:hash, time=:time, "
                               "key_id=:key_id, signature=:signature"), head.to_dict())  # type: ignore[attr-defined]
-            conn.execute(text("INSERT INTO firmware VALUES ('fw', 'bootloader-template', 'p', "
-                              "'1', NULL, '', '', '', 0, :b, :now)"), {"b": b"", "now": now})
-            conn.execute(text("INSERT INTO stations VALUES ('ST-0', 'f0', :b, :b, 0, 'active', "
-                              ":now)"), {"b": b"", "now": now})
-            conn.execute(text("INSERT INTO orders VALUES ('o-bench', 'p', 'stm32f103c8', '', "
-                              "'fw', NULL, :q, :p, :r, 'open', :now)"),
+            conn.execute(text(
+                "INSERT INTO firmware (firmware_id, kind, product, version, profile, sha256, "
+                "signature, key_id, size_bytes, wrapped_bytes, created_at) VALUES ('fw', "
+                "'bootloader-template', 'p', '1', NULL, '', '', '', 0, :b, :now)"),
+                {"b": b"", "now": now})
+            conn.execute(text(
+                "INSERT INTO stations (station_id, cert_fingerprint, wrapped_seed, "
+                "wrapped_transport_key, next_index, status, created_at) VALUES ('ST-0', 'f0', "
+                ":b, :b, 0, 'active', :now)"), {"b": b"", "now": now})
+            conn.execute(text(
+                "INSERT INTO orders (order_id, product, profile, profile_sha256, bootloader_id, "
+                "application_id, authorised_quantity, produced, reserved, status, created_at) "
+                "VALUES ('o-bench', 'p', 'stm32f103c8', '', 'fw', NULL, :q, :p, :r, 'open', "
+                ":now)"),
                          {"q": devices * 2, "p": programmed, "r": granted - programmed,
                           "now": now})
             conn.execute(text(
