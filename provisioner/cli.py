@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import IO, Any
 
 import click
 
@@ -31,16 +32,37 @@ def one_line(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
 
 
+class _OneLineUsageError(click.UsageError):
+    """A usage error shown as one line that names the command's help, not click's three."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        command = self.ctx.command_path if self.ctx is not None else "provisioner"
+        click.echo(f"Error: {self.format_message().rstrip('.')} (see '{command} --help').",
+                   file=file, err=file is None)
+
+
 class _LazyGroup(click.Group):
     """A group whose subcommands are imported on first use, keeping start-up fast.
 
     It is also the one place that turns any error escaping a command into a one-line
-    ``Error: …`` (exit status 1); ``provisioner --debug …`` shows the traceback instead.
+    ``Error: …`` (exit status 1; a usage error keeps status 2); ``provisioner --debug …``
+    shows the traceback instead.
     """
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc.format_message(), exc.ctx) from exc
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except _OneLineUsageError:
+            raise
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc.format_message(), exc.ctx) from exc
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:

@@ -144,3 +144,21 @@ def test_operator_pin_never_on_the_command_line(work: Path, tmp_path: Path) -> N
     from_env = _run(_provisioner(*site, "operator", "reset", "bob"),
                     env={"PROVISIONER_PIN": "1357-2468"})
     assert from_env.returncode == 0, from_env.stderr
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (("statoin",), "Error: No such command 'statoin' (see 'provisioner --help')."),
+    (("--bogus",), "Error: No such option '--bogus' (see 'provisioner --help')."),
+    (("site", "order", "create", "--product", "P"),
+     "Error: Missing option '--profile' (see 'provisioner site order create --help')."),
+    (("station", "run", "--count", "x"),
+     "Error: Invalid value for '--count': 'x' is not a valid integer range "
+     "(see 'provisioner station run --help')."),
+])
+def test_a_usage_error_is_one_line_naming_the_help_to_read(argv: tuple[str, ...],
+                                                           says: str) -> None:
+    done = _run([sys.executable, "-c", "from provisioner.cli import main; "
+                 "main(prog_name='provisioner')", *argv])
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [says]
+    assert done.stdout == ""
