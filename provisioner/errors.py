@@ -265,7 +265,7 @@ class GarbledReply(FlashError):
 
 
 class ChipMismatch(FlashError):
-    """The chip's product ID is not the one the profile names."""
+    """The chip's product ID (STM32 DEV_ID, nRF52 INFO.PART) is not the one the profile names."""
 
     def __init__(self, expected_pid: int, found_pid: int) -> None:
         self.expected_pid = expected_pid

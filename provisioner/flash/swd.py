@@ -45,6 +45,7 @@ from provisioner.flash.swd_protect import (
 READ_CHUNK_BYTES = 4096
 DBGMCU_IDCODE = 0xE0042000  # STM32 DEV_ID in bits 11:0 (RM0008 §31.6.1, RM0383 §23.6.1)
 DEV_ID_MASK = 0xFFF
+NRF52_FICR_INFO_PART = 0x10000100  # nRF52 part number, e.g. 0x52840 (PS v1.7 §4.4.1)
 SESSION_OPTIONS: dict[str, object] = {
     "hide_programming_progress": True,
     "resume_on_disconnect": False,
@@ -130,19 +131,32 @@ class SwdBackend:
         self._check_chip()
 
     def _check_chip(self) -> None:
-        """Refuse an STM32 whose DEV_ID is not the profile's (pyOCD connects to any Cortex-M).
+        """Refuse a chip whose part number is not the profile's (pyOCD connects to any Cortex-M).
 
-        The STM32 DEV_ID is the number the ROM bootloader's Get ID answers (AN2606), so the
-        profile's serial ``product_id`` names it. Profiles without one (nRF52) are not checked.
+        STM32: DBGMCU DEV_ID, the number the ROM bootloader's Get ID answers (AN2606), which the
+        profile's serial ``product_id`` names. nRF52: FICR INFO.PART, the part in hex digits
+        (0x52840 for an nRF52840, PS v1.7 §4.4.1), which the profile's ``mcu`` names. A locked
+        nRF52 shows no core and is checked once it has been erased and reopened.
         """
-        expected = self._profile.serial.product_id if self._profile.serial else None
-        if expected is None or not self._family.startswith("stm32") or not self._target.cores:
+        identity = self._part_register()
+        if identity is None or not self._target.cores:
             return
-        with self._edge("read DEV_ID", DBGMCU_IDCODE):
-            found = self._target.read32(DBGMCU_IDCODE) & DEV_ID_MASK
+        name, address, mask, expected = identity
+        with self._edge(f"read {name}", address):
+            found = self._target.read32(address) & mask
         if found != expected:
             self.close()
             raise ChipMismatch(expected, found)
+
+    def _part_register(self) -> tuple[str, int, int, int] | None:
+        """(name, address, mask, the profile's value) of the chip's part-number register."""
+        serial = self._profile.serial
+        if self._family.startswith("stm32") and serial is not None:
+            return "DEV_ID", DBGMCU_IDCODE, DEV_ID_MASK, serial.product_id
+        mcu = self._profile.mcu.upper()
+        if self._family == "nrf52" and mcu.startswith("NRF") and mcu[3:].isdigit():
+            return "INFO.PART", NRF52_FICR_INFO_PART, 0xFFFFFFFF, int(mcu[3:], 16)
+        return None
 
     def read_uid(self) -> bytes:
         """The factory unique ID from the profile's UID address."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -328,3 +329,16 @@ def test_pyocd_warnings_reach_our_logger_not_the_terminal(
     assert "\x1b[" not in out + err
     forwarded = [r.getMessage() for r in caplog.records if r.name == "provisioner.flash.pyocd"]
     assert any("T bit in XPSR" in text and "\x1b" not in text for text in forwarded)
+
+
+@pytest.mark.parametrize("profile", ["nrf52840"], indirect=True)
+def test_an_nrf52_of_another_part_is_refused_by_its_ficr_part_number(
+        board_dir: Path, profile: Profile) -> None:
+    other_part = dataclasses.replace(profile, mcu="NRF52833")  # the board is an nRF52840
+    backend = SwdBackend(PROBE, other_part)
+    with pytest.raises(ChipMismatch) as exc:
+        backend.open()
+    assert (exc.value.expected_pid, exc.value.found_pid) == (0x52833, 0x52840)
+    backend.close()
+    with connected(profile) as right:  # the probe was released
+        assert right.read_uid() == UID[:profile.chip_uid.size_bytes]
