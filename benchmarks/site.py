@@ -2,7 +2,7 @@
 site keys in files vs on a SoftHSM2 PKCS#11 token.
 
 Run: python benchmarks/site.py [--grants-per-station N] [--workers W] [--client-processes P]
-     [--skip-postgresql] [--keys files|pkcs11|both]
+     [--skip-postgresql] [--keys files|pkcs11|both] [--in-process]
 Prints grants/s, p50/p99 latency, site CPU per grant and duplicate counts per engine and key
 provider, and the ratios between them (``--keys pkcs11`` runs file keys too, as the peer).
 The site runs in its own process(es); the stations run as threads spread over P client
@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import psycopg
 from psycopg import sql
+from site_inprocess import InProcessResult, run_in_process
 from site_process import cpu_s, free_port, serving
 from sqlalchemy import func, select
 
@@ -210,6 +211,22 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
                       duplicates=(devices - chips) + (grants - devices), cpu_s=cpu)
 
 
+def run_local(engine: str, db_url: str | None, per_station: int) -> InProcessResult:
+    """Set the bench site up and time ``issue_grant``/``complete_grant`` in this process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "site"
+        _setup(root, db_url, STATIONS * per_station, None)
+        return run_in_process(engine, root, [f"ST-{n}" for n in range(STATIONS)], per_station,
+                              "op", PIN)
+
+
+def _print_local(r: InProcessResult) -> None:
+    print(f"{r.engine:<11} in-process  issue_grant CPU {r.issue_cpu_ms:5.2f} ms  "
+          f"complete_grant CPU {r.complete_cpu_ms:5.2f} ms  order lock held: grant "
+          f"{r.lock_held_ms:5.2f} ms, completion {r.complete_lock_held_ms:5.2f} ms  "
+          f"(medians of {r.grants})")
+
+
 @contextmanager
 def _postgres() -> Iterator[str]:
     admin_dsn = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -237,7 +254,17 @@ def main() -> None:
                         help="site key provider; pkcs11 also runs files as the peer")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per configuration, alternating providers; medians shown")
+    parser.add_argument("--in-process", action="store_true",
+                        help="call the grant functions in this process (no HTTP): CPU per "
+                             "grant and lock-held time, medians")
     args = parser.parse_args()
+    if args.in_process:
+        if not args.skip_sqlite:
+            _print_local(run_local("sqlite", None, args.grants_per_station))
+        if not args.skip_postgresql:
+            with _postgres() as url:
+                _print_local(run_local("postgresql", url, args.grants_per_station))
+        return
     per, procs = args.grants_per_station, args.client_processes
     providers = ["files"] if args.keys == "files" else ["files", "pkcs11"]
     runs: dict[tuple[str, str], list[Result]] = {}
