@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,10 +38,16 @@ from provisioner.site.context import (
     device_key_aad,
     transport_aad,
 )
-from provisioner.site.db import repo
+from provisioner.site.db import grant_rows, repo
 from provisioner.site.db.engine import transaction
-from provisioner.site.db.models import Device, Firmware, Grant, Order, Station
-from provisioner.site.policy import decide_completion, decide_grant
+from provisioner.site.db.models import Device, Firmware, Grant, Order
+from provisioner.site.policy import (
+    ChipSnapshot,
+    OrderSnapshot,
+    StationSnapshot,
+    decide_completion,
+    decide_grant,
+)
 from provisioner.site.reconcile import (
     RELEASED,
     refuse_released,
@@ -71,16 +78,34 @@ class _Prepared:
     key_size_bytes: int
 
 
-def _check_order_firmware(session: Session, order: Order) -> None:
+def _firmware_facts(
+    conn: Connection | Session, firmware_id: str
+) -> grant_rows.FirmwareFacts:
+    facts = grant_rows.firmware_facts(conn, firmware_id)
+    if facts is None:
+        raise OrderNotFound(f"firmware {firmware_id} named by an order is missing")
+    return facts
+
+
+def _check_order_firmware(
+    order: grant_rows.OrderRow, facts: list[grant_rows.FirmwareFacts]
+) -> None:
     """Refuse an order whose firmware rows were registered for another profile (defence in depth:
     ``create_order`` refuses this, so it means an old order or a changed database)."""
-    for firmware_id in (order.bootloader_id, order.application_id):
-        row = None if firmware_id is None else session.get(Firmware, firmware_id)
-        if row is not None:
-            check_firmware_profile(row, order.profile)
+    for row in facts:
+        check_firmware_profile(
+            Firmware(kind=row.kind, product=row.product, version=row.version,
+                     profile=row.profile), order.profile)
 
 
-def _firmware(ctx: SiteContext, session: Session, firmware_id: str) -> Template:
+def _firmware(ctx: SiteContext, conn: Connection | Session, firmware_id: str) -> Template:
+    """Return the archive entry ``firmware_id`` as :func:`_checked_firmware` does."""
+    return _checked_firmware(ctx, conn, _firmware_facts(conn, firmware_id))
+
+
+def _checked_firmware(
+    ctx: SiteContext, conn: Connection | Session, facts: grant_rows.FirmwareFacts
+) -> Template:
     """Return an archive entry (cached or unwrapped), its manufacturer signature checked.
 
     Checked on every use, not only when stored: a row whose signature, digest or fields were
@@ -89,28 +114,29 @@ def _firmware(ctx: SiteContext, session: Session, firmware_id: str) -> Template:
     Raises:
         BadSignature: the signature does not cover the row, or the text's digest differs.
     """
-    row = session.get(Firmware, firmware_id)
-    if row is None:
-        raise OrderNotFound(f"firmware {firmware_id} named by an order is missing")
     # A row whose facts this process already checked is not checked again (one Ed25519
     # verify and one SHA-256 of the text less per use); any changed field is a new key.
-    facts = (row.firmware_id, row.kind, row.product, row.version, row.sha256, row.signature)
+    firmware_id = facts.firmware_id
     template = ctx.firmware.cached(firmware_id)
-    if template is not None and ctx.firmware.is_verified(facts):
+    if template is not None and ctx.firmware.is_verified(facts.key()):
         return template
     ctx.signer.verify_key.verify(
-        firmware_manifest(row.kind, row.product, row.version, row.sha256),
-        bytes.fromhex(row.signature), f"firmware {firmware_id}")
-    template = template or ctx.firmware.firmware(row.firmware_id, row.wrapped_bytes)
-    if not hmac.compare_digest(hashlib.sha256(template.ihex).hexdigest(), row.sha256):
+        firmware_manifest(facts.kind, facts.product, facts.version, facts.sha256),
+        bytes.fromhex(facts.signature), f"firmware {firmware_id}")
+    if template is None:
+        wrapped = grant_rows.firmware_bytes(conn, firmware_id)
+        if wrapped is None:
+            raise OrderNotFound(f"firmware {firmware_id} named by an order is missing")
+        template = ctx.firmware.firmware(firmware_id, wrapped)
+    if not hmac.compare_digest(hashlib.sha256(template.ihex).hexdigest(), facts.sha256):
         raise BadSignature(ctx.signer.key_id, f"firmware {firmware_id} digest")
-    ctx.firmware.mark_verified(facts)
+    ctx.firmware.mark_verified(facts.key())
     return template
 
 
 def _prepare(
-    ctx: SiteContext, session: Session, station: Station, order: Order, device_id: int,
-    drbg_index: int,
+    ctx: SiteContext, template: Template, station: grant_rows.StationRow,
+    order: grant_rows.OrderRow, device_id: int, drbg_index: int,
 ) -> _Prepared:
     """Derive the key, patch the template in memory, digest it and wrap the key."""
     profile = ctx.firmware.profile(order.profile)
@@ -121,7 +147,6 @@ def _prepare(
             f"(sha256 {profile.sha256[:16]}…, order recorded {order.profile_sha256[:16]}…)",
         )
     layout = profile.patch_layout()
-    template = _firmware(ctx, session, order.bootloader_id)
     with ctx.keystreams.key_at(
         station.station_id, station.wrapped_seed, drbg_index, profile.key_size_bytes
     ) as key:
@@ -135,8 +160,9 @@ def _prepare(
 
 
 def _seal(
-    ctx: SiteContext, session: Session, station: Station, order: Order, grant_id: str,
-    device_id: int, drbg_index: int, expires_at: datetime,
+    ctx: SiteContext, conn: Connection, station: grant_rows.StationRow,
+    order: grant_rows.OrderRow, grant_id: str, device_id: int, drbg_index: int,
+    expires_at: datetime, facts: dict[str, grant_rows.FirmwareFacts] | None = None,
 ) -> GrantResponse:
     """Build a grant's response, sealing its firmware under the station's transport key."""
     profile = ctx.firmware.profile(order.profile)
@@ -148,7 +174,8 @@ def _seal(
                                   ("application", order.application_id)):
             if firmware_id is None:
                 continue
-            text = _firmware(ctx, session, firmware_id).ihex
+            row = (facts or {}).get(firmware_id) or _firmware_facts(conn, firmware_id)
+            text = _checked_firmware(ctx, conn, row).ihex
             blob = envelope.encrypt(transport_key, text, template_aad(kind, grant_id, device_id))
             sealed[kind] = base64.b64encode(blob).decode("ascii")
     return GrantResponse(
@@ -165,15 +192,6 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _replay(grant: Grant, order_id: str, request: GrantRequest) -> None:
-    if (grant.order_id, grant.chip_uid, grant.drbg_index) != (
-        order_id, request.chip_uid, request.drbg_index
-    ):
-        raise InvalidRequest(
-            f"request_id {request.request_id} was already used for a different grant"
-        )
-
-
 def issue_grant(
     ctx: SiteContext, station_id: str, token: str, order_id: str, request: GrantRequest
 ) -> GrantResponse:
@@ -188,13 +206,13 @@ def issue_grant(
     _warm_key_stream(ctx, station_id, request.drbg_index)
     try:
         try:
-            with transaction(ctx.factory) as session:
-                return _issue(ctx, session, station_id, token, order_id, request)
+            with ctx.engine.begin() as conn:
+                return _issue(ctx, conn, station_id, token, order_id, request)
         except QuotaExhausted:
             if not release_expired(ctx, order_id=order_id):
                 raise
-            with transaction(ctx.factory) as session:
-                return _issue(ctx, session, station_id, token, order_id, request)
+            with ctx.engine.begin() as conn:
+                return _issue(ctx, conn, station_id, token, order_id, request)
     except IntegrityError as exc:
         # Another grant inserted this chip at the same instant: the unique chip_uid decided.
         refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
@@ -212,83 +230,82 @@ def _warm_key_stream(ctx: SiteContext, station_id: str, drbg_index: int) -> None
     read without a lock); anything else is refused in the transaction. Under the locks the
     key is then one DRBG step away, unless another process moved the station on meanwhile.
     """
-    with ctx.factory() as session:
-        station = session.get(Station, station_id)
-        if station is None:
-            return
-        wrapped_seed, next_index = station.wrapped_seed, station.next_index
-    if 0 <= drbg_index - next_index <= ctx.settings.index_window:
-        ctx.keystreams.advance(station_id, wrapped_seed, drbg_index)
+    with ctx.engine.connect() as conn:
+        station = grant_rows.read_station(conn, station_id, lock=False)
+        conn.rollback()
+    if station is not None and 0 <= drbg_index - station.next_index <= ctx.settings.index_window:
+        ctx.keystreams.advance(station_id, station.wrapped_seed, drbg_index)
 
 
 def _issue(
-    ctx: SiteContext, session: Session, station_id: str, token: str, order_id: str,
+    ctx: SiteContext, conn: Connection, station_id: str, token: str, order_id: str,
     request: GrantRequest,
 ) -> GrantResponse:
     now = ctx.clock()
-    station = repo.lock_station(session, station_id)
+    station = grant_rows.read_station(conn, station_id, lock=True)
     if station is None:
         raise StationInactive(f"station {station_id} is not enrolled")
-    operator_id = operator_for_token(session, token, station_id, now)
-    existing = repo.find_grant_by_request(session, station_id, request.request_id)
-    unlocked = session.get(Order, order_id)
-    if unlocked is None:
+    operator_id = operator_for_token(conn, token, station_id, now)
+    existing = grant_rows.grant_by_request(conn, station_id, request.request_id)
+    order = grant_rows.read_order(conn, order_id)
+    if order is None:
         raise OrderNotFound(f"order {order_id} does not exist")
     if existing is not None:
-        _replay(existing, order_id, request)
-        return _seal(ctx, session, station, unlocked, existing.grant_id, existing.device_id,
+        if (existing.order_id, existing.chip_uid, existing.drbg_index) != (
+            order_id, request.chip_uid, request.drbg_index
+        ):
+            raise InvalidRequest(
+                f"request_id {request.request_id} was already used for a different grant"
+            )
+        return _seal(ctx, conn, station, order, existing.grant_id, existing.device_id,
                      existing.drbg_index, existing.expires_at)
     # Decide once without the order lock (refusals write nothing), do the costly work and
     # write the chip's rows, and take the order's row lock last: it is held only for the
     # quota decision, the counter and the audit entry. A chip seen before is row-locked
     # here; a new chip's unique chip_uid makes a concurrent insert of the same chip wait and
     # then fail (duplicate_chip).
-    chip = repo.find_chip(session, request.chip_uid, lock=True)
-    chip_before = repo.chip_snapshot(request.chip_uid, chip)
-    snapshot = repo.order_snapshot(session, unlocked)
-    station_before = repo.station_snapshot(station)
+    chip = grant_rows.lock_chip(conn, request.chip_uid)
+    chip_before = ChipSnapshot(request.chip_uid) if chip is None else ChipSnapshot(
+        request.chip_uid, *chip)
+    allowed = grant_rows.allowed_stations(conn, order_id)
+    snapshot = OrderSnapshot(order.order_id, order.status, order.authorised_quantity,
+                             order.produced, order.reserved, allowed)
+    station_before = StationSnapshot(station.station_id, station.status, station.next_index)
     decision = decide_grant(snapshot, station_before, chip_before, request.drbg_index,
                             index_window=ctx.settings.index_window)
-    _check_order_firmware(session, unlocked)
-    device_id = decision.device_id or repo.allocate_device_id(session)
-    prepared = _prepare(ctx, session, station, unlocked, device_id, request.drbg_index)
+    facts = {firmware_id: _firmware_facts(conn, firmware_id)
+             for firmware_id in (order.bootloader_id, order.application_id)
+             if firmware_id is not None}
+    _check_order_firmware(order, list(facts.values()))
+    device_id = decision.device_id or grant_rows.allocate_device_id(conn)
+    template = _checked_firmware(ctx, conn, facts[order.bootloader_id])
+    prepared = _prepare(ctx, template, station, order, device_id, request.drbg_index)
     grant_id = f"g-{secrets.token_hex(12)}"
-    response = _seal(ctx, session, station, unlocked, grant_id, device_id, request.drbg_index,
-                     now + GRANT_LIFETIME)
-    if chip is None:
-        chip = Device(
-            device_id=device_id, chip_uid=request.chip_uid, order_id=order_id,
-            station_id=station_id, attempts=0, created_at=now,
-        )
-        session.add(chip)
-    chip.station_id = station_id
-    chip.drbg_index = request.drbg_index
-    chip.wrapped_key = prepared.wrapped_key
-    chip.image_sha256 = prepared.image_sha256
-    chip.status = DeviceStatus.reserved
-    chip.updated_at = now
-    session.flush()
-    session.add(Grant(
-        grant_id=grant_id, request_id=request.request_id,
-        station_id=station_id, order_id=order_id, device_id=device_id,
-        drbg_index=request.drbg_index, operator_id=operator_id, chip_uid=request.chip_uid,
-        created_at=now, expires_at=response.expires_at,
-    ))
-    station.next_index = request.drbg_index + 1
-    locked = repo.reserve_unit(session, order_id, snapshot.allowed_stations)
+    response = _seal(ctx, conn, station, order, grant_id, device_id, request.drbg_index,
+                     now + GRANT_LIFETIME, facts)
+    grant_rows.reserve_device(
+        conn, new=chip is None, device_id=device_id, chip_uid=request.chip_uid,
+        order_id=order_id, station_id=station_id, drbg_index=request.drbg_index,
+        wrapped_key=prepared.wrapped_key, image_sha256=prepared.image_sha256, now=now)
+    grant_rows.insert_grant(
+        conn, grant_id=grant_id, request_id=request.request_id, station_id=station_id,
+        order_id=order_id, device_id=device_id, drbg_index=request.drbg_index,
+        operator_id=operator_id, chip_uid=request.chip_uid, now=now,
+        expires_at=response.expires_at)
+    locked = repo.reserve_unit(conn, order_id, allowed)
     if locked is None:
         raise OrderNotFound(f"order {order_id} does not exist")
     order_before, audit_head = locked
     decide_grant(order_before, station_before, chip_before, request.drbg_index,
                  index_window=ctx.settings.index_window)
     repo.write_audit(
-        session, audit_head, signer=ctx.signer, now=now, actor=f"station:{station_id}",
+        conn, audit_head, signer=ctx.signer, now=now, actor=f"station:{station_id}",
         event=AuditEvent.grant_issued,
         data={
             "grant_id": grant_id, "request_id": request.request_id, "order_id": order_id,
             "station_id": station_id, "device_id": device_id, "chip_uid": request.chip_uid,
             "drbg_index": request.drbg_index, "operator_id": operator_id,
-            "profile_sha256": unlocked.profile_sha256, "image_sha256": prepared.image_sha256,
+            "profile_sha256": order.profile_sha256, "image_sha256": prepared.image_sha256,
         },
     )
     return response

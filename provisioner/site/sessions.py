@@ -7,8 +7,9 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete
+from sqlalchemy import Connection, Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from provisioner.audit.chain import AuditEvent
@@ -120,20 +121,30 @@ def sign_in(ctx: SiteContext, station_id: str, request: SessionRequest) -> Sessi
     )
 
 
-def operator_for_token(session: Session, token: str, station_id: str, now: datetime) -> str:
+_SESSIONS = cast(Table, SignInSession.__table__)
+_SESSION = select(_SESSIONS.c.operator_id, _SESSIONS.c.station_id, _SESSIONS.c.expires_at).where(
+    _SESSIONS.c.token_sha256 == bindparam("token_sha256"))
+
+
+def operator_for_token(
+    executor: Session | Connection, token: str, station_id: str, now: datetime
+) -> str:
     """Return the operator of a live session token issued to ``station_id``.
+
+    Read fresh on every call (one indexed select), so a signed-out or reset operator's token
+    stops working at once.
 
     Raises:
         AuthenticationFailed: unknown, expired or another station's token.
     """
-    row = session.get(SignInSession, _token_digest(token))
+    row = executor.execute(_SESSION, {"token_sha256": _token_digest(token)}).one_or_none()
     if (
         row is None
         or not hmac.compare_digest(row.station_id, station_id)
         or _aware(row.expires_at, now) <= now
     ):
         raise AuthenticationFailed("no valid operator session for this station (sign in)")
-    return row.operator_id
+    return str(row.operator_id)
 
 
 def sign_out_all(session: Session, operator_id: str) -> None:

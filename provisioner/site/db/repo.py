@@ -6,8 +6,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from provisioner.audit.chain import AuditEntry, build_entry
@@ -28,6 +29,20 @@ from provisioner.site.db.models import (
 from provisioner.site.policy import ChipSnapshot, OrderSnapshot, StationSnapshot
 
 AUDIT_HEAD_ID = 1
+
+# A transaction's handle: an ORM session, or the Core connection of the grant hot path.
+Executor = Session | Connection
+
+_AUDIT_ROWS = cast(Table, AuditRow.__table__)
+_AUDIT_HEAD = cast(Table, AuditHead.__table__)
+_AUDIT_CHECKPOINTS = cast(Table, AuditCheckpoint.__table__)
+_ORDERS = cast(Table, Order.__table__)
+
+
+def _is_postgresql(executor: Executor) -> bool:
+    if isinstance(executor, Connection):
+        return executor.dialect.name == "postgresql"
+    return is_postgresql(executor)
 
 
 # FOR NO KEY UPDATE on PostgreSQL: it serialises the lockers of a row but does not conflict
@@ -144,57 +159,65 @@ FROM reserved AS r CROSS JOIN LATERAL (
 """)
 
 
+_RESERVE = (
+    update(_ORDERS).where(_ORDERS.c.order_id == bindparam("match_order_id"))
+    .values(reserved=_ORDERS.c.reserved + 1)
+    .returning(_ORDERS.c.status, _ORDERS.c.authorised_quantity, _ORDERS.c.produced,
+               _ORDERS.c.reserved)
+)
+
+
 def reserve_unit(
-    session: Session, order_id: str, allowed: frozenset[str]
+    executor: Executor, order_id: str, allowed: frozenset[str]
 ) -> tuple[OrderSnapshot, AuditHeadState] | None:
     """Add one to an order's reserved count under its row lock, then lock the audit head.
 
     Returns the order as it was just before the increment, for the caller's policy check (a
     refusal raises and rolls the increment back), and the audit head for
-    :func:`write_audit`; ``None`` if the order does not exist. Pending ORM changes are
-    flushed first. An ``Order`` object already in the session keeps its stale counters.
+    :func:`write_audit`; ``None`` if the order does not exist. A session's pending ORM
+    changes are flushed first. An ``Order`` object already in the session keeps its stale
+    counters.
     """
-    session.flush()
-    if is_postgresql(session):
-        row = session.execute(
+    if isinstance(executor, Session):
+        executor.flush()
+    if _is_postgresql(executor):
+        row = executor.execute(
             _RESERVE_AND_LOCK_HEAD, {"order_id": order_id, "head_id": AUDIT_HEAD_ID}
         ).one_or_none()
         if row is None:
             return None
         head = AuditHeadState(int(row.seq), str(row.hash))
     else:
-        row = session.execute(
-            update(Order).where(Order.order_id == order_id)
-            .values(reserved=Order.reserved + 1)
-            .returning(Order.status, Order.authorised_quantity, Order.produced, Order.reserved)
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
+        row = executor.execute(_RESERVE, {"match_order_id": order_id}).one_or_none()
         if row is None:
             return None
-        head = lock_audit_head(session)
+        head = lock_audit_head(executor)
     return OrderSnapshot(
         order_id=order_id, status=row.status, authorised_quantity=row.authorised_quantity,
         produced=row.produced, reserved=row.reserved - 1, allowed_stations=allowed,
     ), head
 
 
-def lock_audit_head(session: Session) -> AuditHeadState:
+_LOCK_HEAD = (
+    select(_AUDIT_HEAD.c.seq, _AUDIT_HEAD.c.hash)
+    .where(_AUDIT_HEAD.c.head_id == AUDIT_HEAD_ID).with_for_update(key_share=True)
+)
+
+
+def lock_audit_head(executor: Executor) -> AuditHeadState:
     """Read the audit head under its row lock (held until the transaction ends).
 
     Raises:
         AuditError: the head row is missing.
     """
-    row = session.execute(
-        select(AuditHead.seq, AuditHead.hash).where(AuditHead.head_id == AUDIT_HEAD_ID)
-        .with_for_update(key_share=True)
-    ).one_or_none()
+    row = executor.execute(_LOCK_HEAD).one_or_none()
     if row is None:
         raise AuditError("audit head row is missing (database not migrated?)")
     return AuditHeadState(row.seq, row.hash)
 
 
 def append_audit(
-    session: Session,
+    session: Executor,
     *,
     signer: Signer,
     now: datetime,
@@ -216,7 +239,7 @@ def append_audit(
 
 
 def write_audit(
-    session: Session,
+    session: Executor,
     head: AuditHeadState,
     *,
     signer: Signer,
@@ -235,27 +258,35 @@ def write_audit(
     entry = build_entry(prev=prev, time=now, actor=actor, event=event, data=data, signer=signer)
     # The head is signed with every entry, so a chain cut short no longer matches it.
     signed = sign_checkpoint(entry.seq, entry.hash, entry.time, signer)
-    row = insert(AuditRow).values(
-        seq=entry.seq, time=entry.time, actor=entry.actor, event=entry.event,
-        data=json.dumps(entry.data, sort_keys=True, separators=(",", ":")),
-        prev_hash=entry.prev_hash, hash=entry.hash, key_id=entry.key_id,
-        signature=entry.signature,
-    )
-    move_head = (
-        update(AuditHead).where(AuditHead.head_id == AUDIT_HEAD_ID)
-        .values(seq=entry.seq, hash=entry.hash, time=signed.time, key_id=signed.key_id,
-                signature=signed.signature)
-        .execution_options(synchronize_session=False)
-    )
+    values = {
+        "entry_seq": entry.seq, "entry_time": entry.time, "entry_actor": entry.actor,
+        "entry_event": entry.event,
+        "entry_data": json.dumps(entry.data, sort_keys=True, separators=(",", ":")),
+        "entry_prev_hash": entry.prev_hash, "entry_hash": entry.hash,
+        "entry_key_id": entry.key_id, "entry_signature": entry.signature,
+        "head_seq": entry.seq, "head_hash": entry.hash, "head_time": signed.time,
+        "head_key_id": signed.key_id, "head_signature": signed.signature,
+    }
     if entry.seq % CHECKPOINT_INTERVAL == 0:
-        session.execute(insert(AuditCheckpoint).values(**signed.to_dict()))
-    if is_postgresql(session):
+        session.execute(insert(_AUDIT_CHECKPOINTS).values(**signed.to_dict()))
+    if _is_postgresql(session):
         # One round trip: the entry's INSERT rides along with the head's UPDATE.
-        session.execute(move_head.add_cte(row.cte("new_entry")))
+        session.execute(_MOVE_HEAD_WITH_ENTRY, values)
     else:
-        session.execute(row)
-        session.execute(move_head)
+        session.execute(_INSERT_ENTRY, values)
+        session.execute(_MOVE_HEAD, values)
     return entry
+
+
+_INSERT_ENTRY = insert(_AUDIT_ROWS).values(
+    {name: bindparam(f"entry_{name}") for name in (
+        "seq", "time", "actor", "event", "data", "prev_hash", "hash", "key_id", "signature")})
+_MOVE_HEAD = (
+    update(_AUDIT_HEAD).where(_AUDIT_HEAD.c.head_id == AUDIT_HEAD_ID)
+    .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"), time=bindparam("head_time"),
+            key_id=bindparam("head_key_id"), signature=bindparam("head_signature"))
+)
+_MOVE_HEAD_WITH_ENTRY = _MOVE_HEAD.add_cte(_INSERT_ENTRY.cte("new_entry"))
 
 
 def audit_entries(

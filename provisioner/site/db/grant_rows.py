@@ -1,0 +1,222 @@
+"""Core statements of the grant hot path: built once at import, compiled once per engine.
+
+No ORM unit of work runs here: each function is one statement on the caller's connection
+and returns plain values. Row locks use ``FOR NO KEY UPDATE`` on PostgreSQL for the rows
+that inserted devices and grants reference (see ``repo._ROW_LOCK``); SQLite ignores them (its
+transactions hold the write lock from ``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from provisioner.site.db.models import (
+    Device,
+    Firmware,
+    Grant,
+    Order,
+    OrderStation,
+    Station,
+)
+
+_STATIONS = cast(Table, Station.__table__)
+_GRANTS = cast(Table, Grant.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_ORDER_STATIONS = cast(Table, OrderStation.__table__)
+_DEVICES = cast(Table, Device.__table__)
+_FIRMWARE = cast(Table, Firmware.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class StationRow:
+    """A station as the grant path needs it."""
+
+    station_id: str
+    status: str
+    next_index: int
+    wrapped_seed: bytes
+    wrapped_transport_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    """An order's fixed facts and counters (as read, locked or not)."""
+
+    order_id: str
+    status: str
+    authorised_quantity: int
+    produced: int
+    reserved: int
+    profile: str
+    profile_sha256: str
+    bootloader_id: str
+    application_id: str | None
+
+
+_STATION_COLUMNS = (_STATIONS.c.station_id, _STATIONS.c.status, _STATIONS.c.next_index,
+                    _STATIONS.c.wrapped_seed, _STATIONS.c.wrapped_transport_key)
+_STATION = select(*_STATION_COLUMNS).where(_STATIONS.c.station_id == bindparam("station_id"))
+_LOCK_STATION = _STATION.with_for_update(key_share=True)
+
+
+def read_station(conn: Connection, station_id: str, *, lock: bool) -> StationRow | None:
+    """Return a station (under its row lock when ``lock``: serialises one station's grants)."""
+    row = conn.execute(_LOCK_STATION if lock else _STATION,
+                       {"station_id": station_id}).one_or_none()
+    return None if row is None else StationRow(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRow:
+    """What a repeated grant request is answered from."""
+
+    grant_id: str
+    order_id: str
+    chip_uid: str
+    drbg_index: int
+    device_id: int
+    expires_at: datetime
+
+
+_GRANT_COLUMNS = (_GRANTS.c.grant_id, _GRANTS.c.order_id, _GRANTS.c.chip_uid,
+                  _GRANTS.c.drbg_index, _GRANTS.c.device_id, _GRANTS.c.expires_at)
+_GRANT_BY_REQUEST = select(*_GRANT_COLUMNS).where(
+    _GRANTS.c.station_id == bindparam("station_id"),
+    _GRANTS.c.request_id == bindparam("request_id"))
+
+
+def grant_by_request(conn: Connection, station_id: str, request_id: str) -> GrantRow | None:
+    """Return a station's grant for ``request_id``, if any."""
+    row = conn.execute(_GRANT_BY_REQUEST, {"station_id": station_id,
+                                           "request_id": request_id}).one_or_none()
+    return None if row is None else GrantRow(*row)
+
+
+_ORDER = select(
+    _ORDERS.c.order_id, _ORDERS.c.status, _ORDERS.c.authorised_quantity, _ORDERS.c.produced,
+    _ORDERS.c.reserved, _ORDERS.c.profile, _ORDERS.c.profile_sha256, _ORDERS.c.bootloader_id,
+    _ORDERS.c.application_id,
+).where(_ORDERS.c.order_id == bindparam("order_id"))
+_ALLOWED = select(_ORDER_STATIONS.c.station_id).where(
+    _ORDER_STATIONS.c.order_id == bindparam("order_id"))
+
+
+def read_order(conn: Connection, order_id: str) -> OrderRow | None:
+    """Return an order without locking it."""
+    row = conn.execute(_ORDER, {"order_id": order_id}).one_or_none()
+    return None if row is None else OrderRow(*row)
+
+
+def allowed_stations(conn: Connection, order_id: str) -> frozenset[str]:
+    """Return the ids of the stations allowed to serve ``order_id``."""
+    return frozenset(conn.execute(_ALLOWED, {"order_id": order_id}).scalars())
+
+
+_CHIP_COLUMNS = (_DEVICES.c.device_id, _DEVICES.c.order_id, _DEVICES.c.status,
+                 _DEVICES.c.attempts)
+_LOCK_CHIP = select(*_CHIP_COLUMNS).where(
+    _DEVICES.c.chip_uid == bindparam("chip_uid")).with_for_update()
+
+
+def lock_chip(conn: Connection, chip_uid: str) -> tuple[int, str, str, int] | None:
+    """Return ``(device_id, order_id, status, attempts)`` of a known chip, row-locked."""
+    row = conn.execute(_LOCK_CHIP, {"chip_uid": chip_uid}).one_or_none()
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareFacts:
+    """A firmware row's signed facts and profile (its bytes are read only when not cached)."""
+
+    firmware_id: str
+    kind: str
+    product: str
+    version: str
+    sha256: str
+    signature: str
+    profile: str | None
+
+    def key(self) -> tuple[str, ...]:
+        """The facts a signature check covers, as the firmware cache's key."""
+        return (self.firmware_id, self.kind, self.product, self.version, self.sha256,
+                self.signature)
+
+
+_FIRMWARE_FACTS = select(
+    _FIRMWARE.c.firmware_id, _FIRMWARE.c.kind, _FIRMWARE.c.product, _FIRMWARE.c.version,
+    _FIRMWARE.c.sha256, _FIRMWARE.c.signature, _FIRMWARE.c.profile,
+).where(_FIRMWARE.c.firmware_id == bindparam("firmware_id"))
+_FIRMWARE_BYTES = select(_FIRMWARE.c.wrapped_bytes).where(
+    _FIRMWARE.c.firmware_id == bindparam("firmware_id"))
+
+
+def firmware_facts(conn: Connection | Session, firmware_id: str) -> FirmwareFacts | None:
+    """Return a firmware row's facts, if the row exists."""
+    row = conn.execute(_FIRMWARE_FACTS, {"firmware_id": firmware_id}).one_or_none()
+    return None if row is None else FirmwareFacts(*row)
+
+
+def firmware_bytes(conn: Connection | Session, firmware_id: str) -> bytes | None:
+    """Return a firmware row's wrapped bytes, if the row exists."""
+    value = conn.execute(_FIRMWARE_BYTES, {"firmware_id": firmware_id}).scalar_one_or_none()
+    return None if value is None else bytes(value)
+
+
+_NEXT_DEVICE_ID_PG = text("SELECT nextval('device_id_seq')")
+_MAX_DEVICE_ID = select(func.max(_DEVICES.c.device_id))
+
+
+def allocate_device_id(conn: Connection) -> int:
+    """Return a new device ID: a sequence on PostgreSQL, max+1 under SQLite's write lock."""
+    if conn.dialect.name == "postgresql":
+        return int(conn.execute(_NEXT_DEVICE_ID_PG).scalar_one())
+    current = conn.execute(_MAX_DEVICE_ID).scalar_one()
+    return 1 if current is None else int(current) + 1
+
+
+_INSERT_DEVICE = insert(_DEVICES)
+_REGRANT_DEVICE = update(_DEVICES).where(_DEVICES.c.device_id == bindparam("match_device_id"))
+
+
+def reserve_device(
+    conn: Connection, *, new: bool, device_id: int, chip_uid: str, order_id: str,
+    station_id: str, drbg_index: int, wrapped_key: bytes, image_sha256: str, now: datetime,
+) -> None:
+    """Store a chip's ``reserved`` device row: a new one, or a failed chip's row granted again.
+
+    Raises:
+        sqlalchemy.exc.IntegrityError: a new row for a chip another grant inserted meanwhile.
+    """
+    values = {"station_id": station_id, "drbg_index": drbg_index, "wrapped_key": wrapped_key,
+              "image_sha256": image_sha256, "status": "reserved", "updated_at": now}
+    if new:
+        conn.execute(_INSERT_DEVICE, {**values, "device_id": device_id, "chip_uid": chip_uid,
+                                      "order_id": order_id, "attempts": 0, "created_at": now})
+    else:
+        conn.execute(_REGRANT_DEVICE, {**values, "match_device_id": device_id})
+
+
+_INSERT_GRANT = insert(_GRANTS)
+_ADVANCE_STATION = update(_STATIONS).where(
+    _STATIONS.c.station_id == bindparam("match_station_id")).values(
+    next_index=bindparam("next_index"))
+
+
+def insert_grant(
+    conn: Connection, *, grant_id: str, request_id: str, station_id: str, order_id: str,
+    device_id: int, drbg_index: int, operator_id: str, chip_uid: str, now: datetime,
+    expires_at: datetime,
+) -> None:
+    """Store a grant row and move the station's next index past it."""
+    conn.execute(_INSERT_GRANT, {
+        "grant_id": grant_id, "request_id": request_id, "station_id": station_id,
+        "order_id": order_id, "device_id": device_id, "drbg_index": drbg_index,
+        "operator_id": operator_id, "chip_uid": chip_uid, "created_at": now,
+        "expires_at": expires_at})
+    conn.execute(_ADVANCE_STATION, {"match_station_id": station_id,
+                                    "next_index": drbg_index + 1})
