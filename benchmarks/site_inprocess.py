@@ -3,7 +3,7 @@
 One thread calls ``issue_grant`` and ``complete_grant`` exactly as the station routes do (no
 HTTP, TLS or FastAPI), so the CPU figure is the site's own cost per grant in this process
 (the database server's CPU for PostgreSQL is not in it). The lock-held time runs from the
-statement that takes the order's row lock (the reserved-count UPDATE) to the return of the
+statement that takes the order's row lock (the counter UPDATE) to the return of the
 committed transaction.
 """
 
@@ -26,8 +26,10 @@ from provisioner.site.grants import complete_grant, issue_grant
 from provisioner.site.sessions import sign_in
 from provisioner.wire import AttemptResult, CompleteRequest, GrantRequest, SessionRequest
 
-# The first statement of a grant that takes the order's row lock, per engine.
-_ORDER_LOCK_PREFIXES = ("UPDATE orders SET reserved", "WITH reserved AS")
+# The statement that takes the order's row lock (SQLite, PostgreSQL): a grant's reserved
+# count, a completion's counters.
+_GRANT_LOCK = ("UPDATE orders SET reserved", "WITH reserved AS")
+_COMPLETE_LOCK = ("UPDATE orders SET produced", "WITH settled AS")
 
 
 @dataclass(frozen=True)
@@ -43,25 +45,17 @@ class InProcessResult:
 class _LockClock:
     """Notes when a transaction takes the order's row lock (engine statement hook)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
         self.taken_at: float | None = None
 
     def before_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if self.taken_at is None and statement.lstrip().startswith(_ORDER_LOCK_PREFIXES):
+        if self.taken_at is None and statement.lstrip().startswith(self.prefixes):
             self.taken_at = time.perf_counter()
 
     def held_ms(self) -> float:
         taken, self.taken_at = self.taken_at, None
         return float("nan") if taken is None else (time.perf_counter() - taken) * 1000
-
-
-class _CompleteLockClock(_LockClock):
-    """The completion's lock: its ``SELECT … FROM orders … FOR UPDATE`` (or SQLite's write)."""
-
-    def before_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        head = statement.lstrip()
-        if self.taken_at is None and "FROM orders" in head and head.startswith("SELECT"):
-            self.taken_at = time.perf_counter()
 
 
 @contextmanager
@@ -87,7 +81,7 @@ def run_in_process(engine: str, root: Path, stations: list[str], per_station: in
         complete_cpu: list[float] = []
         held: list[float] = []
         complete_held: list[float] = []
-        grant_clock, complete_clock = _LockClock(), _CompleteLockClock()
+        grant_clock, complete_clock = _LockClock(_GRANT_LOCK), _LockClock(_COMPLETE_LOCK)
         for index in range(per_station):
             for station in stations:
                 request = GrantRequest(request_id=f"r-{secrets.token_hex(8)}",

@@ -30,7 +30,6 @@ from provisioner.errors import (
     StationInactive,
 )
 from provisioner.site.alarms import audit_grant_refusal
-from provisioner.site.audit_facts import record
 from provisioner.site.catalogue import check_firmware_profile, firmware_manifest
 from provisioner.site.context import (
     SiteContext,
@@ -39,8 +38,7 @@ from provisioner.site.context import (
     transport_aad,
 )
 from provisioner.site.db import grant_rows, repo
-from provisioner.site.db.engine import transaction
-from provisioner.site.db.models import Device, Firmware, Grant, Order
+from provisioner.site.db.models import Device, Firmware, Grant
 from provisioner.site.policy import (
     ChipSnapshot,
     OrderSnapshot,
@@ -203,16 +201,17 @@ def issue_grant(
     out of quota first releases its expired reservations (audited) and decides once more, so an
     abandoned grant never holds a unit past its ``expires_at``.
     """
-    _warm_key_stream(ctx, station_id, request.drbg_index)
     try:
-        try:
-            with ctx.engine.begin() as conn:
-                return _issue(ctx, conn, station_id, token, order_id, request)
-        except QuotaExhausted:
-            if not release_expired(ctx, order_id=order_id):
-                raise
-            with ctx.engine.begin() as conn:
-                return _issue(ctx, conn, station_id, token, order_id, request)
+        with ctx.engine.connect() as conn:
+            _warm_key_stream(ctx, conn, station_id, request.drbg_index)
+            try:
+                with conn.begin():
+                    return _issue(ctx, conn, station_id, token, order_id, request)
+            except QuotaExhausted:
+                if not release_expired(ctx, order_id=order_id):
+                    raise
+                with conn.begin():
+                    return _issue(ctx, conn, station_id, token, order_id, request)
     except IntegrityError as exc:
         # Another grant inserted this chip at the same instant: the unique chip_uid decided.
         refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
@@ -223,16 +222,16 @@ def issue_grant(
         raise
 
 
-def _warm_key_stream(ctx: SiteContext, station_id: str, drbg_index: int) -> None:
+def _warm_key_stream(ctx: SiteContext, conn: Connection, station_id: str, drbg_index: int
+                     ) -> None:
     """Fast-forward the station's cached key stream to ``drbg_index`` outside any lock.
 
     Only for an index the policy can grant (within the window past the station's next index,
     read without a lock); anything else is refused in the transaction. Under the locks the
     key is then one DRBG step away, unless another process moved the station on meanwhile.
     """
-    with ctx.engine.connect() as conn:
-        station = grant_rows.read_station(conn, station_id, lock=False)
-        conn.rollback()
+    station = grant_rows.read_station(conn, station_id, lock=False)
+    conn.rollback()  # ends the read: no lock is held while the stream moves
     if station is not None and 0 <= drbg_index - station.next_index <= ctx.settings.index_window:
         ctx.keystreams.advance(station_id, station.wrapped_seed, drbg_index)
 
@@ -325,17 +324,17 @@ def complete_grant(
     """Record a grant's outcome; repeating the same ``request_id`` returns the same answer.
 
     A grant past its ``expires_at`` is refused (``grant_expired``): its reservation is
-    released in the same transaction (audited, with what the station reported).
+    released in the same transaction (audited, with what the station reported). Locks, in
+    order: grant, device, order, audit head; the order's lock is taken only after the
+    device and grant rows are written.
     """
-    expired: GrantExpired | None = None
-    with transaction(ctx.factory) as session:
+    with ctx.engine.begin() as conn:
         now = ctx.clock()
-        operator_for_token(session, token, station_id, now)
-        grant = session.get(Grant, grant_id, with_for_update=True, populate_existing=True)
+        operator_for_token(conn, token, station_id, now)
+        grant = grant_rows.lock_grant(conn, grant_id)
         if grant is None or grant.station_id != station_id:
             raise GrantNotFound(f"grant {grant_id} does not exist for station {station_id}")
-        device = session.get(Device, grant.device_id, with_for_update=True,
-                             populate_existing=True)
+        device = grant_rows.lock_device(conn, grant.device_id)
         if device is None:
             raise GrantNotFound(f"grant {grant_id} has no device row")
         if grant.result is not None:
@@ -349,22 +348,36 @@ def complete_grant(
                 )
             if grant.result != RELEASED:
                 raise GrantAlreadyCompleted(f"grant {grant_id} was completed as {grant.result}")
+        if grant.result != RELEASED and _utc(grant.expires_at) > now:
+            return _record_completion(conn, ctx, now, grant, device, request)
+        expired = _refuse_late(conn, ctx, now, grant_id, request)
+    raise expired
+
+
+def _refuse_late(
+    conn: Connection, ctx: SiteContext, now: datetime, grant_id: str, request: CompleteRequest
+) -> GrantExpired:
+    """A completion of a released or expired grant (rows locked): the reconcile code path."""
+    with Session(bind=conn) as session:
+        grant = session.get(Grant, grant_id)  # both rows are locked by this transaction
+        device = None if grant is None else session.get(Device, grant.device_id)
+        if grant is None or device is None:
+            raise GrantNotFound(f"grant {grant_id} has no device row")
         order = repo.lock_order(session, grant.order_id)
         if order is None:
             raise OrderNotFound(f"order {grant.order_id} does not exist")
         if grant.result == RELEASED:
             expired = refuse_released(session, ctx, now, grant, device, reported=request)
-        elif _utc(grant.expires_at) <= now:
+        else:
             expired = release_reservation(session, ctx, now, grant, device, order,
                                           reported=request)
-        else:
-            return _record_completion(session, ctx, now, grant, device, order, request)
-    raise expired
+        session.flush()
+    return expired
 
 
 def _record_completion(
-    session: Session, ctx: SiteContext, now: datetime, grant: Grant, device: Device,
-    order: Order, request: CompleteRequest,
+    conn: Connection, ctx: SiteContext, now: datetime, grant: grant_rows.LockedGrant,
+    device: grant_rows.LockedDevice, request: CompleteRequest,
 ) -> CompleteResponse:
     reported = request.image_sha256 or ""
     matches = hmac.compare_digest(reported.encode(), device.image_sha256.encode())
@@ -372,19 +385,19 @@ def _record_completion(
         succeeded=request.result == AttemptResult.success, digest_matches=matches,
         attempts=device.attempts,
     )
-    device.status = outcome.status
-    device.attempts = outcome.attempts
-    device.updated_at = now
-    order.produced += outcome.produced_delta
-    order.reserved += outcome.reserved_delta
-    grant.result = request.result
-    grant.complete_request_id = request.request_id
-    grant.completed_at = now
-    session.flush()
-    level = ctx.firmware.profile(order.profile).readout_protection.level
+    grant_rows.record_outcome(
+        conn, grant_id=grant.grant_id, device_id=device.device_id, status=outcome.status,
+        attempts=outcome.attempts, result=request.result, request_id=request.request_id,
+        now=now)
+    settled = repo.settle_unit(conn, grant.order_id, produced_delta=outcome.produced_delta,
+                               reserved_delta=outcome.reserved_delta)
+    if settled is None:
+        raise OrderNotFound(f"order {grant.order_id} does not exist")
+    profile, head = settled
+    level = ctx.firmware.profile(profile).readout_protection.level
     data: dict[str, object] = {
         "grant_id": grant.grant_id, "device_id": device.device_id,
-        "chip_uid": device.chip_uid, "order_id": order.order_id,
+        "chip_uid": device.chip_uid, "order_id": grant.order_id,
         "station_id": grant.station_id, "operator_id": grant.operator_id,
         "drbg_index": grant.drbg_index, "result": request.result.value,
         "status": outcome.status.value, "attempts": outcome.attempts,
@@ -394,17 +407,19 @@ def _record_completion(
         "timings_ms": {name: round(value) for name, value in sorted(request.timings_ms.items())},
         "error_code": request.error_code,
     }
-    actor = f"station:{grant.station_id}"
-    record(session, ctx, now=now, actor=actor, event=_COMPLETION_EVENTS[outcome.status],
-           data=data)
+    entries: list[tuple[AuditEvent, dict[str, object]]] = [
+        (_COMPLETION_EVENTS[outcome.status], data)]
     if outcome.status == DeviceStatus.suspect:
-        record(session, ctx, now=now, actor=actor, event=AuditEvent.alarm_digest_mismatch,
-               data={**data, "detail": "the board reported another image digest than the "
-                                       "site expects: device is suspect"})
+        entries.append((AuditEvent.alarm_digest_mismatch, {
+            **data, "detail": "the board reported another image digest than the site "
+                              "expects: device is suspect"}))
     elif outcome.status == DeviceStatus.quarantined:
-        record(session, ctx, now=now, actor=actor, event=AuditEvent.alarm_chip_quarantined,
-               data={**data, "detail": f"chip quarantined after {outcome.attempts} failed "
-                                       "attempts"})
+        entries.append((AuditEvent.alarm_chip_quarantined, {
+            **data, "detail": f"chip quarantined after {outcome.attempts} failed attempts"}))
+    for event, facts in entries:
+        entry = repo.write_audit(conn, head, signer=ctx.signer, now=now,
+                                 actor=f"station:{grant.station_id}", event=event, data=facts)
+        head = repo.AuditHeadState(entry.seq, entry.hash)
     return CompleteResponse(
         grant_id=grant.grant_id, device_id=device.device_id, status=outcome.status,
         attempts=outcome.attempts,

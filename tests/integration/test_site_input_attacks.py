@@ -7,7 +7,6 @@ retry hint), nothing is written, and the site keeps serving the honest station m
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterator
@@ -29,12 +28,12 @@ from site_fixtures import (
     stream_body,
     tls_context,
 )
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from provisioner.cli import main
 from provisioner.crypto.keystream import KeyStream
 from provisioner.errors import InvalidRequest
-from provisioner.site import admin, catalogue, grants
+from provisioner.site import admin, catalogue
 from provisioner.site.context import KeyStreams
 from provisioner.site.db.models import AuditRow, Device, Grant, Station
 from provisioner.site.server import SiteServer, run_in_thread
@@ -286,24 +285,28 @@ def test_a_cold_key_stream_is_fast_forwarded_before_any_lock(
     ctx.keystreams = KeyStreams(ctx.keys)  # a new process: nothing cached
     inside = threading.local()
     steps: list[tuple[int, bool]] = []
-    real_transaction, real_advance = grants.transaction, KeyStream.advance_to
+    real_advance = KeyStream.advance_to
 
-    @contextlib.contextmanager
-    def watched(factory: Any) -> Iterator[Any]:
+    def began(_conn: Any) -> None:
         inside.flag = True
-        try:
-            with real_transaction(factory) as session:
-                yield session
-        finally:
-            inside.flag = False
+
+    def ended(_conn: Any) -> None:
+        inside.flag = False
 
     def counted(stream: KeyStream, index: int) -> None:
         steps.append((index - stream.next_index, getattr(inside, "flag", False)))
         real_advance(stream, index)
 
-    monkeypatch.setattr(grants, "transaction", watched)
+    # Any open transaction counts as locked (SQLite's BEGIN IMMEDIATE takes the write lock).
+    hooks = (("begin", began), ("commit", ended), ("rollback", ended))
+    for name, hook in hooks:
+        event.listen(ctx.engine, name, hook)
     monkeypatch.setattr(KeyStream, "advance_to", counted)
-    answer = _post_grant(bench, grant_body("d1000001", 20_000))
+    try:
+        answer = _post_grant(bench, grant_body("d1000001", 20_000))
+    finally:
+        for name, hook in hooks:
+            event.remove(ctx.engine, name, hook)
     assert answer.status_code == 200, answer.text
     assert sum(n for n, locked in steps if not locked) == 20_000
     assert sum(n for n, locked in steps if locked) == 0

@@ -220,3 +220,73 @@ def insert_grant(
         "expires_at": expires_at})
     conn.execute(_ADVANCE_STATION, {"match_station_id": station_id,
                                     "next_index": drbg_index + 1})
+
+
+@dataclass(frozen=True, slots=True)
+class LockedGrant:
+    """A grant row as a completion needs it, read under its row lock."""
+
+    grant_id: str
+    station_id: str
+    order_id: str
+    device_id: int
+    drbg_index: int
+    operator_id: str
+    result: str | None
+    complete_request_id: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LockedDevice:
+    """A device row as a completion needs it, read under its row lock."""
+
+    device_id: int
+    chip_uid: str
+    status: str
+    attempts: int
+    image_sha256: str
+
+
+_LOCK_GRANT = select(
+    _GRANTS.c.grant_id, _GRANTS.c.station_id, _GRANTS.c.order_id, _GRANTS.c.device_id,
+    _GRANTS.c.drbg_index, _GRANTS.c.operator_id, _GRANTS.c.result,
+    _GRANTS.c.complete_request_id, _GRANTS.c.expires_at,
+).where(_GRANTS.c.grant_id == bindparam("grant_id")).with_for_update()
+_LOCK_DEVICE = select(
+    _DEVICES.c.device_id, _DEVICES.c.chip_uid, _DEVICES.c.status, _DEVICES.c.attempts,
+    _DEVICES.c.image_sha256,
+).where(_DEVICES.c.device_id == bindparam("device_id")).with_for_update()
+
+
+def lock_grant(conn: Connection, grant_id: str) -> LockedGrant | None:
+    """Return a grant under its row lock, if it exists."""
+    row = conn.execute(_LOCK_GRANT, {"grant_id": grant_id}).one_or_none()
+    return None if row is None else LockedGrant(*row)
+
+
+def lock_device(conn: Connection, device_id: int) -> LockedDevice | None:
+    """Return a device under its row lock, if it exists."""
+    row = conn.execute(_LOCK_DEVICE, {"device_id": device_id}).one_or_none()
+    return None if row is None else LockedDevice(*row)
+
+
+_COMPLETE_DEVICE = update(_DEVICES).where(
+    _DEVICES.c.device_id == bindparam("match_device_id")).values(
+    status=bindparam("new_status"), attempts=bindparam("new_attempts"),
+    updated_at=bindparam("now"))
+_COMPLETE_GRANT = update(_GRANTS).where(
+    _GRANTS.c.grant_id == bindparam("match_grant_id")).values(
+    result=bindparam("new_result"), complete_request_id=bindparam("new_request_id"),
+    completed_at=bindparam("now"))
+
+
+def record_outcome(
+    conn: Connection, *, grant_id: str, device_id: int, status: str, attempts: int,
+    result: str, request_id: str, now: datetime,
+) -> None:
+    """Store a completion on its (locked) device and grant rows."""
+    conn.execute(_COMPLETE_DEVICE, {"match_device_id": device_id, "new_status": status,
+                                    "new_attempts": attempts, "now": now})
+    conn.execute(_COMPLETE_GRANT, {"match_grant_id": grant_id, "new_result": result,
+                                   "new_request_id": request_id, "now": now})

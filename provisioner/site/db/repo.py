@@ -204,6 +204,49 @@ _LOCK_HEAD = (
 )
 
 
+# PostgreSQL: a completion's counters and the audit head in one round trip (lock order as in
+# _RESERVE_AND_LOCK_HEAD: the order's row, then the head).
+_SETTLE_AND_LOCK_HEAD = text("""
+WITH settled AS (
+    UPDATE orders SET produced = produced + :produced_delta,
+                      reserved = reserved + :reserved_delta
+    WHERE order_id = :order_id
+    RETURNING profile
+)
+SELECT s.profile, h.seq, h.hash
+FROM settled AS s CROSS JOIN LATERAL (
+    SELECT seq, hash FROM audit_head WHERE head_id = :head_id AND s.profile IS NOT NULL
+    FOR NO KEY UPDATE
+) AS h
+""")
+_SETTLE = (
+    update(_ORDERS).where(_ORDERS.c.order_id == bindparam("match_order_id"))
+    .values(produced=_ORDERS.c.produced + bindparam("produced_delta"),
+            reserved=_ORDERS.c.reserved + bindparam("reserved_delta"))
+    .returning(_ORDERS.c.profile)
+)
+
+
+def settle_unit(
+    executor: Executor, order_id: str, *, produced_delta: int, reserved_delta: int
+) -> tuple[str, AuditHeadState] | None:
+    """Apply a completion's deltas to an order's counters under its row lock, then lock the
+    audit head; return the order's profile and the head (``None``: no such order)."""
+    # Only bind names that are not column names: an UPDATE sets any column named in them.
+    deltas = {"produced_delta": produced_delta, "reserved_delta": reserved_delta}
+    if _is_postgresql(executor):
+        row = executor.execute(_SETTLE_AND_LOCK_HEAD, {
+            **deltas, "order_id": order_id, "head_id": AUDIT_HEAD_ID}).one_or_none()
+        if row is None:
+            return None
+        return str(row.profile), AuditHeadState(int(row.seq), str(row.hash))
+    profile = executor.execute(_SETTLE, {**deltas, "match_order_id": order_id}
+                               ).scalar_one_or_none()
+    if profile is None:
+        return None
+    return str(profile), lock_audit_head(executor)
+
+
 def lock_audit_head(executor: Executor) -> AuditHeadState:
     """Read the audit head under its row lock (held until the transaction ends).
 
