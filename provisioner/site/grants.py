@@ -52,7 +52,7 @@ from provisioner.site.reconcile import (
     release_expired,
     release_reservation,
 )
-from provisioner.site.sessions import operator_for_token
+from provisioner.site.sessions import operator_for_token, session_operator, token_digest
 from provisioner.wire import (
     AttemptResult,
     CompleteRequest,
@@ -80,6 +80,15 @@ def _firmware_facts(
     conn: Connection | Session, firmware_id: str
 ) -> grant_rows.FirmwareFacts:
     facts = grant_rows.firmware_facts(conn, firmware_id)
+    if facts is None:
+        raise OrderNotFound(f"firmware {firmware_id} named by an order is missing")
+    return facts
+
+
+def _known_firmware(
+    found: dict[str, grant_rows.FirmwareFacts], firmware_id: str
+) -> grant_rows.FirmwareFacts:
+    facts = found.get(firmware_id)
     if facts is None:
         raise OrderNotFound(f"firmware {firmware_id} named by an order is missing")
     return facts
@@ -244,9 +253,11 @@ def _issue(
     station = grant_rows.read_station(conn, station_id, lock=True)
     if station is None:
         raise StationInactive(f"station {station_id} is not enrolled")
-    operator_id = operator_for_token(conn, token, station_id, now)
-    existing = grant_rows.grant_by_request(conn, station_id, request.request_id)
-    order = grant_rows.read_order(conn, order_id)
+    facts = grant_rows.request_facts(conn, token_sha256=token_digest(token),
+                                     station_id=station_id, request_id=request.request_id,
+                                     order_id=order_id)
+    operator_id = session_operator(facts.session, station_id, now)
+    order, existing = facts.order, facts.existing
     if order is None:
         raise OrderNotFound(f"order {order_id} does not exist")
     if existing is not None:
@@ -257,7 +268,7 @@ def _issue(
                 f"request_id {request.request_id} was already used for a different grant"
             )
         return _seal(ctx, conn, station, order, existing.grant_id, existing.device_id,
-                     existing.drbg_index, existing.expires_at)
+                     existing.drbg_index, existing.expires_at, facts.firmware)
     # Decide once without the order lock (refusals write nothing), do the costly work and
     # write the chip's rows, and take the order's row lock last: it is held only for the
     # quota decision, the counter and the audit entry. A chip seen before is row-locked
@@ -266,30 +277,28 @@ def _issue(
     chip = grant_rows.lock_chip(conn, request.chip_uid)
     chip_before = ChipSnapshot(request.chip_uid) if chip is None else ChipSnapshot(
         request.chip_uid, *chip)
-    allowed = grant_rows.allowed_stations(conn, order_id)
+    # The policy asks only whether this station is among the allowed ones.
+    allowed = frozenset({station_id}) if facts.station_allowed else frozenset[str]()
     snapshot = OrderSnapshot(order.order_id, order.status, order.authorised_quantity,
                              order.produced, order.reserved, allowed)
     station_before = StationSnapshot(station.station_id, station.status, station.next_index)
     decision = decide_grant(snapshot, station_before, chip_before, request.drbg_index,
                             index_window=ctx.settings.index_window)
-    facts = {firmware_id: _firmware_facts(conn, firmware_id)
-             for firmware_id in (order.bootloader_id, order.application_id)
-             if firmware_id is not None}
-    _check_order_firmware(order, list(facts.values()))
+    firmware = [_known_firmware(facts.firmware, firmware_id)
+                for firmware_id in (order.bootloader_id, order.application_id)
+                if firmware_id is not None]
+    _check_order_firmware(order, firmware)
     device_id = decision.device_id or grant_rows.allocate_device_id(conn)
-    template = _checked_firmware(ctx, conn, facts[order.bootloader_id])
+    template = _checked_firmware(ctx, conn, facts.firmware[order.bootloader_id])
     prepared = _prepare(ctx, template, station, order, device_id, request.drbg_index)
     grant_id = f"g-{secrets.token_hex(12)}"
     response = _seal(ctx, conn, station, order, grant_id, device_id, request.drbg_index,
-                     now + GRANT_LIFETIME, facts)
-    grant_rows.reserve_device(
-        conn, new=chip is None, device_id=device_id, chip_uid=request.chip_uid,
-        order_id=order_id, station_id=station_id, drbg_index=request.drbg_index,
-        wrapped_key=prepared.wrapped_key, image_sha256=prepared.image_sha256, now=now)
-    grant_rows.insert_grant(
-        conn, grant_id=grant_id, request_id=request.request_id, station_id=station_id,
-        order_id=order_id, device_id=device_id, drbg_index=request.drbg_index,
-        operator_id=operator_id, chip_uid=request.chip_uid, now=now,
+                     now + GRANT_LIFETIME, facts.firmware)
+    grant_rows.store_grant(
+        conn, new_device=chip is None, grant_id=grant_id, request_id=request.request_id,
+        device_id=device_id, chip_uid=request.chip_uid, order_id=order_id,
+        station_id=station_id, drbg_index=request.drbg_index, operator_id=operator_id,
+        wrapped_key=prepared.wrapped_key, image_sha256=prepared.image_sha256, now=now,
         expires_at=response.expires_at)
     locked = repo.reserve_unit(conn, order_id, allowed)
     if locked is None:

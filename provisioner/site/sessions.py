@@ -32,7 +32,8 @@ def _dummy_hash() -> str:
     return hash_pin(secrets.token_urlsafe(16))
 
 
-def _token_digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """The stored form of a session token (its SHA-256, hex)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -107,7 +108,7 @@ def sign_in(ctx: SiteContext, station_id: str, request: SessionRequest) -> Sessi
             locked.locked_until = None
             event = AuditEvent.operator_signed_in
             session.add(SignInSession(
-                token_sha256=_token_digest(token), operator_id=request.operator_id,
+                token_sha256=token_digest(token), operator_id=request.operator_id,
                 station_id=station_id, expires_at=now + SESSION_LIFETIME,
             ))
         if failure is not None:
@@ -137,14 +138,26 @@ def operator_for_token(
     Raises:
         AuthenticationFailed: unknown, expired or another station's token.
     """
-    row = executor.execute(_SESSION, {"token_sha256": _token_digest(token)}).one_or_none()
+    row = executor.execute(_SESSION, {"token_sha256": token_digest(token)}).one_or_none()
+    return session_operator(None if row is None else (row[0], row[1], row[2]), station_id, now)
+
+
+def session_operator(
+    found: tuple[str, str, datetime] | None, station_id: str, now: datetime
+) -> str:
+    """Return the operator of a session row ``(operator_id, station_id, expires_at)`` read by
+    the caller, if it is live and bound to ``station_id``.
+
+    Raises:
+        AuthenticationFailed: no row, expired or another station's token.
+    """
     if (
-        row is None
-        or not hmac.compare_digest(row.station_id, station_id)
-        or _aware(row.expires_at, now) <= now
+        found is None
+        or not hmac.compare_digest(found[1], station_id)
+        or _aware(found[2], now) <= now
     ):
         raise AuthenticationFailed("no valid operator session for this station (sign in)")
-    return str(row.operator_id)
+    return found[0]
 
 
 def sign_out_all(session: Session, operator_id: str) -> None:

@@ -12,7 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    FromClause,
+    Label,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from provisioner.site.db.models import (
@@ -21,11 +36,13 @@ from provisioner.site.db.models import (
     Grant,
     Order,
     OrderStation,
+    SignInSession,
     Station,
 )
 
 _STATIONS = cast(Table, Station.__table__)
 _GRANTS = cast(Table, Grant.__table__)
+_SESSIONS = cast(Table, SignInSession.__table__)
 _ORDERS = cast(Table, Order.__table__)
 _ORDER_STATIONS = cast(Table, OrderStation.__table__)
 _DEVICES = cast(Table, Device.__table__)
@@ -117,6 +134,64 @@ def allowed_stations(conn: Connection, order_id: str) -> frozenset[str]:
     return frozenset(conn.execute(_ALLOWED, {"order_id": order_id}).scalars())
 
 
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """Everything a grant request is decided on besides the locked rows, read in one go."""
+
+    session: tuple[str, str, datetime] | None  # (operator_id, station_id, expires_at)
+    existing: GrantRow | None
+    order: OrderRow | None
+    station_allowed: bool
+    firmware: dict[str, FirmwareFacts]  # the order's firmware rows that exist, by id
+
+
+_BOOTLOADER = _FIRMWARE.alias("bootloader")
+_APPLICATION = _FIRMWARE.alias("application")
+_ANCHOR = select(literal_column("1").label("one")).subquery("anchor")
+
+
+def _facts_columns(table: FromClause, prefix: str) -> list[Label[object]]:
+    return [table.c[name].label(f"{prefix}{name}") for name in _FIRMWARE_FACT_NAMES]
+
+
+_FIRMWARE_FACT_NAMES = ("firmware_id", "kind", "product", "version", "sha256", "signature",
+                        "profile")
+_REQUEST_FACTS = select(
+    _SESSIONS.c.operator_id, _SESSIONS.c.station_id, _SESSIONS.c.expires_at,
+    *_GRANT_COLUMNS,
+    *(column.label(f"order_{column.name}") for column in _ORDER.selected_columns),
+    exists().where(_ORDER_STATIONS.c.order_id == bindparam("order_id"),
+                   _ORDER_STATIONS.c.station_id == bindparam("station_id")).label("allowed"),
+    *_facts_columns(_BOOTLOADER, "b_"), *_facts_columns(_APPLICATION, "a_"),
+).select_from(
+    _ANCHOR
+    .outerjoin(_SESSIONS, _SESSIONS.c.token_sha256 == bindparam("token_sha256"))
+    .outerjoin(_GRANTS, and_(_GRANTS.c.station_id == bindparam("station_id"),
+                             _GRANTS.c.request_id == bindparam("request_id")))
+    .outerjoin(_ORDERS, _ORDERS.c.order_id == bindparam("order_id"))
+    .outerjoin(_BOOTLOADER, _BOOTLOADER.c.firmware_id == _ORDERS.c.bootloader_id)
+    .outerjoin(_APPLICATION, _APPLICATION.c.firmware_id == _ORDERS.c.application_id)
+)
+
+
+def request_facts(conn: Connection, *, token_sha256: str, station_id: str, request_id: str,
+                  order_id: str) -> RequestFacts:
+    """Read a request's session, earlier grant, order, station permission and the order's
+    firmware facts in one statement (no row locks)."""
+    row = conn.execute(_REQUEST_FACTS, {
+        "token_sha256": token_sha256, "station_id": station_id, "request_id": request_id,
+        "order_id": order_id}).one()
+    values = tuple(row)
+    session = None if values[0] is None else (values[0], values[1], values[2])
+    existing = None if values[3] is None else GrantRow(*values[3:9])
+    order = None if values[9] is None else OrderRow(*values[9:18])
+    firmware = {facts.firmware_id: facts for facts in (
+        None if values[19] is None else FirmwareFacts(*values[19:26]),
+        None if values[26] is None else FirmwareFacts(*values[26:33]),
+    ) if facts is not None}
+    return RequestFacts(session, existing, order, bool(values[18]), firmware)
+
+
 _CHIP_COLUMNS = (_DEVICES.c.device_id, _DEVICES.c.order_id, _DEVICES.c.status,
                  _DEVICES.c.attempts)
 _LOCK_CHIP = select(*_CHIP_COLUMNS).where(
@@ -179,48 +254,60 @@ def allocate_device_id(conn: Connection) -> int:
     return 1 if current is None else int(current) + 1
 
 
-_INSERT_DEVICE = insert(_DEVICES)
-_REGRANT_DEVICE = update(_DEVICES).where(_DEVICES.c.device_id == bindparam("match_device_id"))
+def _bound(table: Table, prefix: str, names: tuple[str, ...]) -> dict[str, BindParameter[object]]:
+    # Prefixed bind names: a statement of several parts shares one parameter dict.
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in names}
 
 
-def reserve_device(
-    conn: Connection, *, new: bool, device_id: int, chip_uid: str, order_id: str,
-    station_id: str, drbg_index: int, wrapped_key: bytes, image_sha256: str, now: datetime,
+_DEVICE_FIELDS = ("station_id", "drbg_index", "wrapped_key", "image_sha256", "status",
+                  "updated_at")
+_INSERT_DEVICE = insert(_DEVICES).values(_bound(
+    _DEVICES, "d_", ("device_id", "chip_uid", "order_id", "attempts", "created_at",
+                     *_DEVICE_FIELDS)))
+_REGRANT_DEVICE = update(_DEVICES).where(
+    _DEVICES.c.device_id == bindparam("d_device_id")).values(
+    _bound(_DEVICES, "d_", _DEVICE_FIELDS))
+_INSERT_GRANT = insert(_GRANTS).values(_bound(
+    _GRANTS, "g_", ("grant_id", "request_id", "station_id", "order_id", "device_id",
+                    "drbg_index", "operator_id", "chip_uid", "created_at", "expires_at")))
+_ADVANCE_STATION = update(_STATIONS).where(
+    _STATIONS.c.station_id == bindparam("g_station_id")).values(
+    next_index=bindparam("s_next_index"))
+# PostgreSQL: the three writes in one round trip. Every part sees the same snapshot and the
+# foreign keys are checked at the end of the statement, after the device row exists.
+_STORE_NEW_PG = _ADVANCE_STATION.add_cte(_INSERT_DEVICE.cte("new_device")).add_cte(
+    _INSERT_GRANT.cte("new_grant"))
+_STORE_REGRANT_PG = _ADVANCE_STATION.add_cte(_REGRANT_DEVICE.cte("regranted_device")).add_cte(
+    _INSERT_GRANT.cte("new_grant"))
+
+
+def store_grant(
+    conn: Connection, *, new_device: bool, grant_id: str, request_id: str, device_id: int,
+    chip_uid: str, order_id: str, station_id: str, drbg_index: int, operator_id: str,
+    wrapped_key: bytes, image_sha256: str, now: datetime, expires_at: datetime,
 ) -> None:
-    """Store a chip's ``reserved`` device row: a new one, or a failed chip's row granted again.
+    """Store a chip's ``reserved`` device row (a new one, or a failed chip's row granted
+    again), the grant row, and move the station's next index past the grant.
 
     Raises:
         sqlalchemy.exc.IntegrityError: a new row for a chip another grant inserted meanwhile.
     """
-    values = {"station_id": station_id, "drbg_index": drbg_index, "wrapped_key": wrapped_key,
-              "image_sha256": image_sha256, "status": "reserved", "updated_at": now}
-    if new:
-        conn.execute(_INSERT_DEVICE, {**values, "device_id": device_id, "chip_uid": chip_uid,
-                                      "order_id": order_id, "attempts": 0, "created_at": now})
-    else:
-        conn.execute(_REGRANT_DEVICE, {**values, "match_device_id": device_id})
-
-
-_INSERT_GRANT = insert(_GRANTS)
-_ADVANCE_STATION = update(_STATIONS).where(
-    _STATIONS.c.station_id == bindparam("match_station_id")).values(
-    next_index=bindparam("next_index"))
-
-
-def insert_grant(
-    conn: Connection, *, grant_id: str, request_id: str, station_id: str, order_id: str,
-    device_id: int, drbg_index: int, operator_id: str, chip_uid: str, now: datetime,
-    expires_at: datetime,
-) -> None:
-    """Store a grant row and move the station's next index past it."""
-    conn.execute(_INSERT_GRANT, {
-        "grant_id": grant_id, "request_id": request_id, "station_id": station_id,
-        "order_id": order_id, "device_id": device_id, "drbg_index": drbg_index,
-        "operator_id": operator_id, "chip_uid": chip_uid, "created_at": now,
-        "expires_at": expires_at})
-    conn.execute(_ADVANCE_STATION, {"match_station_id": station_id,
-                                    "next_index": drbg_index + 1})
-
+    params = {
+        "d_device_id": device_id, "d_chip_uid": chip_uid, "d_order_id": order_id,
+        "d_attempts": 0, "d_created_at": now, "d_station_id": station_id,
+        "d_drbg_index": drbg_index, "d_wrapped_key": wrapped_key,
+        "d_image_sha256": image_sha256, "d_status": "reserved", "d_updated_at": now,
+        "g_grant_id": grant_id, "g_request_id": request_id, "g_station_id": station_id,
+        "g_order_id": order_id, "g_device_id": device_id, "g_drbg_index": drbg_index,
+        "g_operator_id": operator_id, "g_chip_uid": chip_uid, "g_created_at": now,
+        "g_expires_at": expires_at, "s_next_index": drbg_index + 1,
+    }
+    if conn.dialect.name == "postgresql":
+        conn.execute(_STORE_NEW_PG if new_device else _STORE_REGRANT_PG, params)
+        return
+    conn.execute(_INSERT_DEVICE if new_device else _REGRANT_DEVICE, params)
+    conn.execute(_INSERT_GRANT, params)
+    conn.execute(_ADVANCE_STATION, params)
 
 @dataclass(frozen=True, slots=True)
 class LockedGrant:
