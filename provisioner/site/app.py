@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from provisioner.site.admission import GrantAdmission
 from provisioner.site.bodylimit import BodyLimit
 from provisioner.site.context import SiteContext
 from provisioner.site.gate import StationGate
@@ -23,13 +24,17 @@ from provisioner.wire import API_PREFIX
 # and the audit head's row locks and lets late requests overtake early ones (p99 measured
 # with benchmarks/site.py, 32 stations, 2 workers: 40 threads ~2 s, 4 threads ~0.6 s).
 REQUEST_THREADS = 4
+# Grant requests one process works on or queues for a request thread; beyond them the
+# answer is site_unavailable at once (the station retries with the same request_id).
+GRANT_QUEUE = 16
 
 
-def create_app(ctx: SiteContext) -> FastAPI:
+def create_app(ctx: SiteContext, *, grant_queue: int = GRANT_QUEUE) -> FastAPI:
     """Build the app serving ``ctx``.
 
     In front of the routes: ``StationGate`` (no work before a station's certificate is
-    verified) and ``BodyLimit`` (``max_body_bytes`` from site.json). The OpenAPI document
+    verified), ``GrantAdmission`` (at most ``grant_queue`` grant requests at once, the rest
+    are refused as busy) and ``BodyLimit`` (``max_body_bytes`` from site.json). The OpenAPI document
     (/v1/openapi.json, /v1/docs) is off unless site.json sets ``"openapi": true``, and then it
     too needs a station certificate.
     """
@@ -47,6 +52,7 @@ def create_app(ctx: SiteContext) -> FastAPI:
     )
     # Behind the gate every caller is an enrolled station: it surely reads its 413.
     app.add_middleware(BodyLimit, max_body_bytes=ctx.settings.max_body_bytes, close=False)
+    app.add_middleware(GrantAdmission, max_in_flight=grant_queue)
     app.add_middleware(StationGate, ctx=ctx)  # added last: runs first
     app.state.site = ctx
     install_problem_handlers(app)

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from provisioner.errors import ProvisionerError
 from provisioner.hsm.pin import PinPrompt
 from provisioner.process import disable_core_dumps
-from provisioner.site.app import UPDATE_RATE_PER_S, create_app, create_update_app
+from provisioner.site.app import GRANT_QUEUE, UPDATE_RATE_PER_S, create_app, create_update_app
 from provisioner.site.context import Clock, SiteContext, open_site, utc_now
 from provisioner.site.keyprovider.setup import check_site_keys
 from provisioner.site.serve_log import log_config
@@ -166,11 +166,13 @@ class SiteServer:
 def run_in_thread(
     site_dir: Path, host: str = "127.0.0.1", port: int = 0, *, clock: Clock = utc_now,
     db_url: str | None = None, updates: bool = False, rate_per_s: float | None = None,
+    grant_queue: int = GRANT_QUEUE,
 ) -> SiteServer:
     """Serve the site in this process on a background thread (port 0: pick a free port).
 
     ``updates`` serves the update listener instead of the station API (``rate_per_s``
-    overrides its per-source rate limit, burst twice that).
+    overrides its per-source rate limit, burst twice that); ``grant_queue`` bounds the grant
+    requests in progress (``create_app``).
     """
     paths = SiteDir(site_dir)
     ctx = open_site(site_dir, clock=clock, db_url=db_url)
@@ -183,7 +185,7 @@ def run_in_thread(
                else create_update_app(ctx, rate_per_s=rate_per_s, burst=int(2 * rate_per_s)))
         config = _config(app, paths, host, bound_port, client_certs=False)
     else:
-        config = _config(create_app(ctx), paths, host, bound_port)
+        config = _config(create_app(ctx, grant_queue=grant_queue), paths, host, bound_port)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name=f"site-{bound_port}", daemon=True)

@@ -1,0 +1,124 @@
+"""Overload: grant requests past the per-process bound are answered site_unavailable at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from site_fixtures import SiteSetup, build_site, client, grant_body, sign_in
+from sqlalchemy import func, select
+
+from provisioner.site.admission import is_grant_path
+from provisioner.site.db.models import AuditRow, Grant
+from provisioner.site.routes import stations
+from provisioner.site.server import SiteServer, run_in_thread
+from provisioner.wire import PROBLEM_CONTENT_TYPE
+
+QUEUE = 2
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[SiteSetup, SiteServer]]:
+    setup = build_site(tmp_path, stations=QUEUE + 1, quantity=10)
+    server = run_in_thread(tmp_path, grant_queue=QUEUE)
+    try:
+        yield setup, server
+    finally:
+        server.stop()
+
+
+def _count(server: SiteServer, model: Any) -> int:
+    with server.context.factory() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_a_grant_past_the_queue_is_refused_busy_at_once_and_its_retry_succeeds(
+    site: tuple[SiteSetup, SiteServer], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setup, server = site
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    real_issue = stations.issue_grant
+
+    def held(*args: Any) -> Any:
+        entered.release()
+        assert release.wait(timeout=30)
+        return real_issue(*args)
+
+    with ExitStack() as stack:
+        https = [stack.enter_context(client(server.url, setup.ca_path, station))
+                 for station in setup.stations.values()]
+        auths = [sign_in(http) for http in https]
+        monkeypatch.setattr(stations, "issue_grant", held)
+        with ThreadPoolExecutor(QUEUE) as pool:
+            running = [pool.submit(https[n].post, f"/v1/orders/{setup.order_id}/grants",
+                                   json=grant_body(f"cc00{n:04x}", 0), headers=auths[n])
+                       for n in range(QUEUE)]
+            for _ in range(QUEUE):  # both are inside the site, holding their places
+                assert entered.acquire(timeout=30)
+            audit_before = _count(server, AuditRow)
+            body = grant_body("cc00ffff", 0)
+            busy = https[QUEUE].post(f"/v1/orders/{setup.order_id}/grants", json=body,
+                                     headers=auths[QUEUE])
+            # Answered while the queue is full: nothing of it reached the grant code.
+            assert busy.status_code == 503
+            assert busy.headers["content-type"] == PROBLEM_CONTENT_TYPE
+            assert busy.headers["retry-after"] == "1"
+            assert busy.json()["code"] == "site_unavailable"
+            assert _count(server, AuditRow) == audit_before
+            release.set()
+            assert [answer.result().status_code for answer in running] == [200] * QUEUE
+        retried = https[QUEUE].post(f"/v1/orders/{setup.order_id}/grants", json=body,
+                                    headers=auths[QUEUE])
+        assert retried.status_code == 200, retried.text
+        again = https[QUEUE].post(f"/v1/orders/{setup.order_id}/grants", json=body,
+                                  headers=auths[QUEUE])
+        assert again.json()["grant_id"] == retried.json()["grant_id"]  # idempotent retry
+    assert _count(server, Grant) == QUEUE + 1
+
+
+def test_other_requests_are_not_bounded(
+    site: tuple[SiteSetup, SiteServer], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setup, server = site
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+    real_issue = stations.issue_grant
+
+    def held(*args: Any) -> Any:
+        entered.release()
+        assert release.wait(timeout=30)
+        return real_issue(*args)
+
+    with ExitStack() as stack:
+        https = [stack.enter_context(client(server.url, setup.ca_path, station))
+                 for station in setup.stations.values()]
+        auths = [sign_in(http) for http in https]
+        monkeypatch.setattr(stations, "issue_grant", held)
+        with ThreadPoolExecutor(QUEUE) as pool:
+            running = [pool.submit(https[n].post, f"/v1/orders/{setup.order_id}/grants",
+                                   json=grant_body(f"dd00{n:04x}", 0), headers=auths[n])
+                       for n in range(QUEUE)]
+            for _ in range(QUEUE):
+                assert entered.acquire(timeout=30)
+            orders: httpx.Response = https[QUEUE].get("/v1/orders", headers=auths[QUEUE])
+            assert orders.status_code == 200
+            release.set()
+            assert [answer.result().status_code for answer in running] == [200] * QUEUE
+
+
+@pytest.mark.parametrize(("method", "path", "bounded"), [
+    ("POST", "/v1/orders/o-1/grants", True),
+    ("POST", "/v1/grants/g-1/complete", True),
+    ("GET", "/v1/orders", False),
+    ("POST", "/v1/session", False),
+    ("GET", "/v1/orders/o-1/grants", False),
+])
+def test_which_requests_count(method: str, path: str, bounded: bool) -> None:
+    assert is_grant_path(method, path) is bounded
