@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import multiprocessing
 import os
 import secrets
@@ -44,6 +45,7 @@ from provisioner.site.context import open_site
 from provisioner.site.db.models import Device, Grant
 from provisioner.site.keyprovider.config import TokenConfig
 from provisioner.site.sitedir import SiteDir
+from provisioner.station.site_client import RETRY_BACKOFF_S
 from provisioner.wire import EnrolmentConfirmation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +67,7 @@ class Result:
     p99_ms: float
     duplicates: int
     cpu_s: float
+    busy: int
 
     @property
     def cpu_ms_per_grant(self) -> float:
@@ -141,8 +144,11 @@ def _setup(root: Path, db_url: str | None, quantity: int,
     return identities
 
 
-def _station(url: str, identity: Identity, count: int, barrier: Barrier) -> list[float]:
+def _station(url: str, identity: Identity, count: int, barrier: Barrier
+             ) -> tuple[list[float], list[float]]:
+    """Grant ``count`` chips; return the latencies (negative: refused) and busy answers'."""
     latencies: list[float] = []
+    busy: list[float] = []
     with httpx.Client(base_url=url, verify=identity.context(), timeout=30) as http:
         token = http.post("/v1/session", json={"operator_id": "op", "pin": PIN}).json()
         auth = {"Authorization": f"Bearer {token['session_token']}"}
@@ -150,20 +156,30 @@ def _station(url: str, identity: Identity, count: int, barrier: Barrier) -> list
         for index in range(count):
             body = {"request_id": f"r-{secrets.token_hex(8)}", "chip_uid": secrets.token_hex(12),
                     "drbg_index": index}
-            start = time.perf_counter()
-            answer = http.post("/v1/orders/o-bench/grants", json=body, headers=auth)
-            elapsed = time.perf_counter() - start
+            for attempt in itertools.count(1):
+                start = time.perf_counter()
+                answer = http.post("/v1/orders/o-bench/grants", json=body, headers=auth)
+                elapsed = time.perf_counter() - start
+                if answer.status_code != 503:
+                    break
+                # Site busy: ask again with the same body after the station's back-off; the
+                # latency counted is the accepted attempt's (busy answers are counted apart).
+                busy.append(elapsed)
+                time.sleep(RETRY_BACKOFF_S * attempt)
             # A refusal is recorded as a negative latency (counted, kept out of the quantiles).
             latencies.append(elapsed if answer.status_code == 200 else -elapsed)
-    return latencies
+    return latencies, busy
 
 
 def _client(url: str, identities: list[Identity], count: int, barrier: Barrier,
-            results: multiprocessing.Queue[list[float]]) -> None:
-    """One client process: a thread per station; puts all latencies on ``results``."""
+            results: multiprocessing.Queue[tuple[list[float], int]]) -> None:
+    """One client process: a thread per station; puts its latencies and busy count on
+    ``results``."""
     with ThreadPoolExecutor(len(identities)) as pool:
         futures = [pool.submit(_station, url, i, count, barrier) for i in identities]
-        results.put([latency for future in futures for latency in future.result()])
+        done = [future.result() for future in futures]
+        results.put(([latency for latencies, _ in done for latency in latencies],
+                     sum(len(busy) for _, busy in done)))
 
 
 def run(engine: str, db_url: str | None, per_station: int, workers: int,
@@ -180,7 +196,7 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
                      start_timeout_s=30) as (url, server):
             spawn = multiprocessing.get_context("spawn")
             barrier = spawn.Barrier(STATIONS + 1)
-            queue: multiprocessing.Queue[list[float]] = spawn.Queue()
+            queue: multiprocessing.Queue[tuple[list[float], int]] = spawn.Queue()
             clients = [
                 spawn.Process(target=_client,
                               args=(url, identities[n::processes], per_station, barrier, queue))
@@ -191,7 +207,9 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
             barrier.wait(timeout=120)
             start = time.perf_counter()
             cpu_start = cpu_s(server)
-            answers = [latency for _ in clients for latency in queue.get(timeout=600)]
+            reports = [queue.get(timeout=600) for _ in clients]
+            answers = [latency for latencies, _ in reports for latency in latencies]
+            busy = sum(count for _, count in reports)
             seconds = time.perf_counter() - start
             cpu = cpu_s(server) - cpu_start
             for client in clients:
@@ -208,7 +226,7 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
         cuts = statistics.quantiles(latencies, n=100)
         return Result(engine, keys, grants, len(answers) - len(latencies), seconds,
                       cuts[49] * 1000, cuts[98] * 1000,
-                      duplicates=(devices - chips) + (grants - devices), cpu_s=cpu)
+                      duplicates=(devices - chips) + (grants - devices), cpu_s=cpu, busy=busy)
 
 
 def run_local(engine: str, db_url: str | None, per_station: int) -> InProcessResult:
@@ -218,6 +236,25 @@ def run_local(engine: str, db_url: str | None, per_station: int) -> InProcessRes
         _setup(root, db_url, STATIONS * per_station, None)
         return run_in_process(engine, root, [f"ST-{n}" for n in range(STATIONS)], per_station,
                               "op", PIN)
+
+
+def _print(r: Result, label: str = "") -> None:
+    print(f"{r.engine:<11} {r.keys:<7}{label} {r.rate:8.1f} grants/s  p50 {r.p50_ms:6.1f} ms  "
+          f"p99 {r.p99_ms:6.1f} ms  site CPU {r.cpu_ms_per_grant:5.2f} ms/grant  "
+          f"granted {r.grants}  refused {r.refused}  busy {r.busy}  "
+          f"duplicates {r.duplicates}")
+
+
+def _sweep(workers: list[int], per_station: int, processes: int) -> None:
+    """One PostgreSQL run per worker count; print each and its speed-up over the first."""
+    results = []
+    for count in workers:
+        with _postgres() as url:
+            results.append(run("postgresql", url, per_station, count, processes, "files"))
+        _print(results[-1], f" workers {count}")
+    for count, r in zip(workers[1:], results[1:], strict=True):
+        print(f"postgresql speed-up {workers[0]} -> {count} workers: "
+              f"{r.rate / results[0].rate:.2f}x")
 
 
 def _print_local(r: InProcessResult) -> None:
@@ -257,7 +294,14 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true",
                         help="call the grant functions in this process (no HTTP): CPU per "
                              "grant and lock-held time, medians")
+    parser.add_argument("--worker-sweep", metavar="N,N,…",
+                        help="PostgreSQL only, one run per worker count (e.g. 1,2,4): "
+                             "grants/s and the speed-up over the first")
     args = parser.parse_args()
+    if args.worker_sweep:
+        _sweep([int(n) for n in args.worker_sweep.split(",")], args.grants_per_station,
+               args.client_processes)
+        return
     if args.in_process:
         if not args.skip_sqlite:
             _print_local(run_local("sqlite", None, args.grants_per_station))
@@ -283,9 +327,7 @@ def main() -> None:
     print(f"{STATIONS} stations in {procs} client processes, {per} grants each; workers: "
           f"sqlite {args.sqlite_workers}, postgresql {args.workers}; median of {args.repeat}")
     for r in results:
-        print(f"{r.engine:<11} {r.keys:<7} {r.rate:8.1f} grants/s  p50 {r.p50_ms:6.1f} ms  "
-              f"p99 {r.p99_ms:6.1f} ms  site CPU {r.cpu_ms_per_grant:5.2f} ms/grant  "
-              f"granted {r.grants}  refused {r.refused}  duplicates {r.duplicates}")
+        _print(r)
     by = {(r.engine, r.keys): r for r in results}
     for engine in ("sqlite", "postgresql"):
         files, token = by.get((engine, "files")), by.get((engine, "pkcs11"))

@@ -26,7 +26,7 @@ from provisioner.wire import API_PREFIX
 REQUEST_THREADS = 4
 # Grant requests one process works on or queues for a request thread; beyond them the
 # answer is site_unavailable at once (the station retries with the same request_id).
-GRANT_QUEUE = 16
+GRANT_QUEUE = 32
 
 
 def create_app(ctx: SiteContext, *, grant_queue: int = GRANT_QUEUE) -> FastAPI:
