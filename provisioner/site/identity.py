@@ -1,4 +1,8 @@
-"""Who is calling: the station from its verified TLS client certificate, the operator's token."""
+"""Who is calling: the station from its verified TLS client certificate, the operator's token.
+
+The dependencies are ``async`` although they never await: FastAPI runs a plain ``def``
+dependency in the request thread pool, one thread hop per dependency and request.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ from provisioner.site.context import SiteContext
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # secrets.token_urlsafe output
 
 
-def site_context(request: Request) -> SiteContext:
+async def site_context(request: Request) -> SiteContext:
     """Return the site context the app was created with."""
     ctx = request.app.state.site
     assert isinstance(ctx, SiteContext)
     return ctx
 
 
-def station_id(request: Request) -> str:
+async def station_id(request: Request) -> str:
     """Return the id of the active station that ``StationGate`` verified for this request.
 
     Raises:
@@ -37,7 +41,7 @@ def station_id(request: Request) -> str:
     return station
 
 
-def enrolling_station_id(request: Request) -> str:
+async def enrolling_station_id(request: Request) -> str:
     """Return the id of the station ``StationGate`` verified, whatever its status.
 
     Raises:
@@ -53,7 +57,7 @@ def _gated(request: Request) -> tuple[str, str]:
     return str(found[0]), str(found[1])
 
 
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
     """Return the operator session token from ``Authorization: Bearer``.
 
     Raises:
