@@ -102,38 +102,11 @@ class GrantRow:
 
 _GRANT_COLUMNS = (_GRANTS.c.grant_id, _GRANTS.c.order_id, _GRANTS.c.chip_uid,
                   _GRANTS.c.drbg_index, _GRANTS.c.device_id, _GRANTS.c.expires_at)
-_GRANT_BY_REQUEST = select(*_GRANT_COLUMNS).where(
-    _GRANTS.c.station_id == bindparam("station_id"),
-    _GRANTS.c.request_id == bindparam("request_id"))
-
-
-def grant_by_request(conn: Connection, station_id: str, request_id: str) -> GrantRow | None:
-    """Return a station's grant for ``request_id``, if any."""
-    row = conn.execute(_GRANT_BY_REQUEST, {"station_id": station_id,
-                                           "request_id": request_id}).one_or_none()
-    return None if row is None else GrantRow(*row)
-
-
 _ORDER = select(
     _ORDERS.c.order_id, _ORDERS.c.status, _ORDERS.c.authorised_quantity, _ORDERS.c.produced,
     _ORDERS.c.reserved, _ORDERS.c.profile, _ORDERS.c.profile_sha256, _ORDERS.c.bootloader_id,
     _ORDERS.c.application_id,
 ).where(_ORDERS.c.order_id == bindparam("order_id"))
-_ALLOWED = select(_ORDER_STATIONS.c.station_id).where(
-    _ORDER_STATIONS.c.order_id == bindparam("order_id"))
-
-
-def read_order(conn: Connection, order_id: str) -> OrderRow | None:
-    """Return an order without locking it."""
-    row = conn.execute(_ORDER, {"order_id": order_id}).one_or_none()
-    return None if row is None else OrderRow(*row)
-
-
-def allowed_stations(conn: Connection, order_id: str) -> frozenset[str]:
-    """Return the ids of the stations allowed to serve ``order_id``."""
-    return frozenset(conn.execute(_ALLOWED, {"order_id": order_id}).scalars())
-
-
 @dataclass(frozen=True, slots=True)
 class RequestFacts:
     """Everything a grant request is decided on besides the locked rows, read in one go."""

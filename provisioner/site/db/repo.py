@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from provisioner.audit.chain import AuditEntry, build_entry
@@ -20,13 +20,11 @@ from provisioner.site.db.models import (
     AuditCheckpoint,
     AuditHead,
     AuditRow,
-    Device,
     Grant,
     Order,
-    OrderStation,
     Station,
 )
-from provisioner.site.policy import ChipSnapshot, OrderSnapshot, StationSnapshot
+from provisioner.site.policy import OrderSnapshot
 
 AUDIT_HEAD_ID = 1
 
@@ -61,70 +59,11 @@ def lock_order(session: Session, order_id: str) -> Order | None:
     return session.get(Order, order_id, with_for_update=_ROW_LOCK, populate_existing=True)
 
 
-def allowed_stations(session: Session, order_id: str) -> frozenset[str]:
-    """Return the ids of the stations allowed to serve ``order_id``."""
-    rows = session.scalars(
-        select(OrderStation.station_id).where(OrderStation.order_id == order_id)
-    )
-    return frozenset(rows)
-
-
-def find_chip(session: Session, chip_uid: str, *, lock: bool = False) -> Device | None:
-    """Return the device row of a chip, read fresh (row-locked when ``lock``)."""
-    query = select(Device).where(Device.chip_uid == chip_uid)
-    if lock:
-        query = query.with_for_update()
-    return session.scalars(query.execution_options(populate_existing=True)).first()
-
-
-def find_grant_by_request(session: Session, station_id: str, request_id: str) -> Grant | None:
-    """Return a station's grant for ``request_id`` if it exists."""
-    return session.scalars(
-        select(Grant).where(Grant.station_id == station_id, Grant.request_id == request_id)
-    ).first()
-
-
 def find_grant_at_index(session: Session, station_id: str, drbg_index: int) -> Grant | None:
     """Return the grant a station already received for ``drbg_index``, if any."""
     return session.scalars(
         select(Grant).where(Grant.station_id == station_id, Grant.drbg_index == drbg_index)
     ).first()
-
-
-def allocate_device_id(session: Session) -> int:
-    """Return a new device ID: a sequence on PostgreSQL, max+1 under SQLite's write lock."""
-    if is_postgresql(session):
-        return int(session.execute(text("SELECT nextval('device_id_seq')")).scalar_one())
-    current = session.execute(select(func.max(Device.device_id))).scalar_one()
-    return 1 if current is None else int(current) + 1
-
-
-def order_snapshot(
-    session: Session, order: Order, allowed: frozenset[str] | None = None
-) -> OrderSnapshot:
-    """Freeze an order for the policy (``allowed`` reuses a station set already read)."""
-    return OrderSnapshot(
-        order_id=order.order_id,
-        status=order.status,
-        authorised_quantity=order.authorised_quantity,
-        produced=order.produced,
-        reserved=order.reserved,
-        allowed_stations=(
-            allowed if allowed is not None else allowed_stations(session, order.order_id)
-        ),
-    )
-
-
-def station_snapshot(station: Station) -> StationSnapshot:
-    """Freeze a station for the policy."""
-    return StationSnapshot(station.station_id, station.status, station.next_index)
-
-
-def chip_snapshot(chip_uid: str, device: Device | None) -> ChipSnapshot:
-    """Freeze what is known about a chip for the policy."""
-    if device is None:
-        return ChipSnapshot(chip_uid)
-    return ChipSnapshot(chip_uid, device.device_id, device.order_id, device.status, device.attempts)
 
 
 def _entry(row: AuditRow) -> AuditEntry:
