@@ -14,7 +14,7 @@ import ssl
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from provisioner.errors import StationInactive
 from provisioner.site.context import SiteContext
@@ -25,6 +25,8 @@ from provisioner.site.tls import ASGIApp, peer_cert_pem
 from provisioner.wire import API_PREFIX
 
 PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health"})
+_STATION_OF_CERT = select(Station.station_id, Station.status).where(
+    Station.cert_fingerprint == bindparam("fingerprint"))
 
 
 def station_for_certificate(ctx: SiteContext, pem: str | None) -> tuple[str, str]:
@@ -36,13 +38,13 @@ def station_for_certificate(ctx: SiteContext, pem: str | None) -> tuple[str, str
     if pem is None:
         raise StationInactive("station endpoints need a verified TLS client certificate")
     fingerprint = fingerprint_der(ssl.PEM_cert_to_DER_cert(pem))
-    with ctx.factory() as session:
-        station = session.scalars(
-            select(Station).where(Station.cert_fingerprint == fingerprint)
-        ).first()
-        if station is None:
-            raise StationInactive("the client certificate belongs to no enrolled station")
-        return station.station_id, station.status
+    # Read on every request (one indexed Core select): a revoked or suspended station is
+    # refused from its next request on.
+    with ctx.engine.connect() as conn:
+        found = conn.execute(_STATION_OF_CERT, {"fingerprint": fingerprint}).one_or_none()
+    if found is None:
+        raise StationInactive("the client certificate belongs to no enrolled station")
+    return str(found.station_id), str(found.status)
 
 
 class StationGate:
