@@ -34,3 +34,13 @@ def test_the_key_benchmark_times_every_operation_with_files_and_the_token() -> N
         line = next(line for line in printed if line.startswith(operation))
         assert "files" in line
         assert "token/files" in line
+
+
+def test_the_site_benchmark_prints_in_process_cost_and_lock_held_time() -> None:
+    with postgres_database():
+        printed = _run("site.py", "--in-process", "--grants-per-station", "1").splitlines()
+    for engine in ("sqlite", "postgresql"):
+        line = next(line for line in printed if line.startswith(f"{engine:<11} in-process"))
+        assert "issue_grant CPU" in line
+        assert "order lock held: grant" in line
+        assert "nan" not in line  # the lock statement was seen for every grant
