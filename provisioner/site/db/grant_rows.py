@@ -8,7 +8,7 @@ transactions hold the write lock from ``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
@@ -56,8 +56,8 @@ class StationRow:
     station_id: str
     status: str
     next_index: int
-    wrapped_seed: bytes
-    wrapped_transport_key: bytes
+    wrapped_seed: bytes = field(repr=False)
+    wrapped_transport_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +102,13 @@ class GrantRow:
 
 _GRANT_COLUMNS = (_GRANTS.c.grant_id, _GRANTS.c.order_id, _GRANTS.c.chip_uid,
                   _GRANTS.c.drbg_index, _GRANTS.c.device_id, _GRANTS.c.expires_at)
-_ORDER = select(
+_ORDER_COLUMNS = (
     _ORDERS.c.order_id, _ORDERS.c.status, _ORDERS.c.authorised_quantity, _ORDERS.c.produced,
     _ORDERS.c.reserved, _ORDERS.c.profile, _ORDERS.c.profile_sha256, _ORDERS.c.bootloader_id,
     _ORDERS.c.application_id,
-).where(_ORDERS.c.order_id == bindparam("order_id"))
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestFacts:
     """Everything a grant request is decided on besides the locked rows, read in one go."""
@@ -123,16 +125,18 @@ _APPLICATION = _FIRMWARE.alias("application")
 _ANCHOR = select(literal_column("1").label("one")).subquery("anchor")
 
 
+_FIRMWARE_FACT_NAMES = ("firmware_id", "kind", "product", "version", "sha256", "signature",
+                        "profile")
+
+
 def _facts_columns(table: FromClause, prefix: str) -> list[Label[object]]:
     return [table.c[name].label(f"{prefix}{name}") for name in _FIRMWARE_FACT_NAMES]
 
 
-_FIRMWARE_FACT_NAMES = ("firmware_id", "kind", "product", "version", "sha256", "signature",
-                        "profile")
 _REQUEST_FACTS = select(
     _SESSIONS.c.operator_id, _SESSIONS.c.station_id, _SESSIONS.c.expires_at,
     *_GRANT_COLUMNS,
-    *(column.label(f"order_{column.name}") for column in _ORDER.selected_columns),
+    *(column.label(f"order_{column.name}") for column in _ORDER_COLUMNS),
     exists().where(_ORDER_STATIONS.c.order_id == bindparam("order_id"),
                    _ORDER_STATIONS.c.station_id == bindparam("station_id")).label("allowed"),
     *_facts_columns(_BOOTLOADER, "b_"), *_facts_columns(_APPLICATION, "a_"),
