@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 from provisioner.crypto.secret import Secret
-from provisioner.errors import BadSignature
+from provisioner.errors import ReleaseInvalid
 from provisioner.site.context import SiteContext
 from provisioner.site.db.models import Release
-from provisioner.site.updates.releases import open_release, release_manifest, terms_of
+from provisioner.site.updates.releases import open_release, verify_release
 
 
 class ReleaseImages:
@@ -23,7 +23,7 @@ class ReleaseImages:
         """Return the plaintext image of ``row`` (a live buffer: do not keep or modify it).
 
         Raises:
-            BadSignature: the row's signature, terms or digest do not check out.
+            ReleaseInvalid: the row's signature, terms, digest or image do not check out.
         """
         with self._lock:
             found = self._images.get(row.release_id)
@@ -33,11 +33,11 @@ class ReleaseImages:
                 self._images[row.release_id] = (row.image_sha512, secret)
             return secret.reveal()
         sha512, secret = found
-        ctx.signer.verify_key.verify(
-            release_manifest(row.product, terms_of(row), row.image_size, row.image_sha512),
-            bytes.fromhex(row.signature), f"release {row.release_id}")
+        verify_release(ctx, row)
         if sha512 != row.image_sha512 or len(secret) != row.image_size:
-            raise BadSignature(ctx.signer.key_id, f"release {row.release_id} image digest")
+            raise ReleaseInvalid(f"release {row.release_id}: image digest differs from the "
+                                 "one checked when the image was opened",
+                                 release_id=row.release_id)
         return secret.reveal()
 
     def wipe(self) -> None:

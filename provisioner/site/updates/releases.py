@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from hex_generator import load
 from provisioner.audit.chain import AuditEvent
 from provisioner.crypto.secret import Secret
-from provisioner.errors import BadSignature, InvalidRequest
+from provisioner.errors import BadSignature, DecryptError, InvalidRequest, ReleaseInvalid
 from provisioner.site.admin import ADMIN
 from provisioner.site.context import SiteContext, release_aad
 from provisioner.site.db import repo
@@ -135,6 +135,21 @@ def newest_release(session: Session, product: str) -> Release | None:
                            .order_by(Release.version.desc()).limit(1)).first()
 
 
+def verify_release(ctx: SiteContext, row: Release) -> None:
+    """Check the manufacturer signature over a release row's terms and digest.
+
+    Raises:
+        ReleaseInvalid: the row was edited (terms, digest, size or signature).
+    """
+    try:
+        ctx.signer.verify_key.verify(
+            release_manifest(row.product, terms_of(row), row.image_size, row.image_sha512),
+            bytes.fromhex(row.signature), f"release {row.release_id}")
+    except (BadSignature, ValueError) as exc:
+        raise ReleaseInvalid(f"release {row.release_id}: manufacturer signature does not "
+                             "verify over the stored terms", release_id=row.release_id) from exc
+
+
 def open_release(ctx: SiteContext, row: Release) -> Secret:
     """Unwrap a release image after checking the manufacturer signature over its terms.
 
@@ -142,13 +157,16 @@ def open_release(ctx: SiteContext, row: Release) -> Secret:
     image) fails here.
 
     Raises:
-        BadSignature: the signature does not cover the row's terms, or the image differs.
+        ReleaseInvalid: the signature does not cover the row's terms, or the image differs.
     """
-    ctx.signer.verify_key.verify(
-        release_manifest(row.product, terms_of(row), row.image_size, row.image_sha512),
-        bytes.fromhex(row.signature), f"release {row.release_id}")
-    image = ctx.keys.unwrap(row.wrapped_image, release_aad(row.release_id))
+    verify_release(ctx, row)
+    try:
+        image = ctx.keys.unwrap(row.wrapped_image, release_aad(row.release_id))
+    except DecryptError as exc:
+        raise ReleaseInvalid(f"release {row.release_id}: the wrapped image does not open",
+                             release_id=row.release_id) from exc
     if hashlib.sha512(image.reveal()).hexdigest() != row.image_sha512:
         image.wipe()
-        raise BadSignature(ctx.signer.key_id, f"release {row.release_id} image digest")
+        raise ReleaseInvalid(f"release {row.release_id}: image digest differs",
+                             release_id=row.release_id)
     return image

@@ -19,6 +19,7 @@ from provisioner.errors import (
     DeliveryNotFound,
     InvalidRequest,
     Refused,
+    ReleaseInvalid,
     ReplayedNonce,
     ResultAlreadyReported,
     UnknownDevice,
@@ -41,9 +42,12 @@ from provisioner.site.updates.packaging import (
     result_mac_ok,
 )
 from provisioner.site.updates.policy import (
+    DELIVERED,
+    AnsweredRequest,
     DeviceState,
     PriorDelivery,
     check_entitled,
+    check_redelivery,
     check_release,
 )
 from provisioner.site.updates.releases import newest_release, terms_of
@@ -51,8 +55,6 @@ from provisioner.update.codec import PACKAGE_NONCE_SIZE, Outcome, Reason, Result
 from provisioner.update.codec import UpdateRequest as RequestFields
 from provisioner.update.versions import format_version
 from provisioner.wire import ResultAck, ResultBody, UpdateRequestBody
-
-DELIVERED = "delivered"
 
 
 def _utc(value: datetime) -> datetime:
@@ -114,7 +116,9 @@ class UpdateService:
         Raises:
             Refused: ``unknown_device``, ``bad_mac``, ``replayed_nonce``, ``not_entitled``,
             ``up_to_date``, ``downgrade_refused``, ``predecessor_required``,
-            ``already_delivered``.
+            ``already_delivered``, ``release_invalid`` (a stored release fails its checks).
+        The very same signed request retried (its answer was lost) gets the same delivery
+        again, audited ``update_redelivered``.
         """
         ctx = self.ctx
         fields = RequestFields(body.device_id, body.current_version, body.security_counter,
@@ -135,71 +139,114 @@ class UpdateService:
                         "detail": "request MAC does not verify under the device's key"})
                 raise BadMac(f"request MAC for device {body.device_id} does not verify")
             try:
-                return self._deliver(key, fields, where, source)
+                return self._deliver(key, fields, where, source, body.mac)
             except Refused as refusal:
                 self._audit_refusal(refusal, fields, where)
                 raise
 
     def _deliver(self, key: Secret, fields: RequestFields, where: dict[str, object],
-                 source: str) -> Delivery:
-        ctx = self.ctx
-        nonce = str(where["nonce"])
+                 source: str, mac: str) -> Delivery:
         try:
-            with transaction(ctx.factory) as session:
-                now = ctx.clock()
-                replayed = exists().where(UpdateNonce.device_id == Device.device_id,
-                                          UpdateNonce.nonce == nonce)
-                device, entitlement, product, is_replay = session.execute(
-                    select(Device, Entitlement, Order.product, replayed)
-                    .join(Order, Order.order_id == Device.order_id)
-                    .outerjoin(Entitlement, Entitlement.device_id == Device.device_id)
-                    .where(Device.device_id == fields.device_id)
-                    .with_for_update(of=Device)).one()
-                if is_replay:
-                    raise ReplayedNonce(f"nonce {nonce} was already used by device "
-                                        f"{device.device_id}")
-                check_entitled(DeviceState(
-                    device.device_id, device.status,
-                    entitlement is not None and entitlement.revoked,
-                    None if entitlement is None or entitlement.until is None
-                    else _utc(entitlement.until)), now)
-                release = newest_release(session, product)
-                earlier = [] if release is None else list(session.scalars(
-                    select(UpdateDelivery).where(
-                        UpdateDelivery.device_id == device.device_id,
-                        UpdateDelivery.release_id == release.release_id)
-                    .order_by(UpdateDelivery.delivery_id)))
-                counting = [d for d in earlier if d.status != Outcome.rolled_back.value]
-                prior = None if not counting else PriorDelivery(
-                    counting[0].delivery_id, _utc(counting[0].delivered_at),
-                    counting[0].source_address, counting[0].request_nonce)
-                terms = check_release(None if release is None else terms_of(release),
-                                      fields.current_version, fields.security_counter, prior)
-                assert release is not None
-                image = self.images.image(ctx, release)
-                row = UpdateDelivery(
-                    device_id=device.device_id, release_id=release.release_id,
-                    attempt=max((d.attempt for d in earlier), default=0) + 1,
-                    request_nonce=nonce, source_address=source,
-                    current_version=fields.current_version, delivered_at=now, status=DELIVERED)
-                session.add(UpdateNonce(device_id=device.device_id, nonce=nonce, seen_at=now))
-                session.add(row)
-                session.flush()
-                package = build_package(
-                    ctx.signer, key, fields, terms, image,
-                    image_digest=bytes.fromhex(release.image_sha512),
-                    delivery_id=row.delivery_id, package_nonce=os.urandom(PACKAGE_NONCE_SIZE),
-                    issued_at=int(now.timestamp()))
-                _audit(ctx, AuditEvent.update_delivered, _actor(device.device_id),
-                       {**where, "delivery_id": row.delivery_id, "chip_uid": device.chip_uid,
-                        "release_id": release.release_id, "attempt": row.attempt,
-                        "version": format_version(terms.version),
-                        "image_sha512": release.image_sha512}, session)
+            return self._deliver_once(key, fields, where, source, mac)
+        except IntegrityError:
+            # A racing request committed first (nonce or delivery unique constraint): decide
+            # again on what it committed (a re-delivery of the same request, or a clone).
+            pass
+        try:
+            return self._deliver_once(key, fields, where, source, mac)
         except IntegrityError as exc:
-            # A racing request for the same release committed first (unique constraint).
             raise AlreadyDelivered(f"release delivered to device {fields.device_id} by a "
                                    "concurrent request") from exc
-        return Delivery(row.delivery_id, terms.version, package)
+
+    def _deliver_once(self, key: Secret, fields: RequestFields, where: dict[str, object],
+                      source: str, mac: str) -> Delivery:
+        ctx = self.ctx
+        nonce = str(where["nonce"])
+        with transaction(ctx.factory) as session:
+            now = ctx.clock()
+            replayed = exists().where(UpdateNonce.device_id == Device.device_id,
+                                      UpdateNonce.nonce == nonce)
+            device, entitlement, product, is_replay = session.execute(
+                select(Device, Entitlement, Order.product, replayed)
+                .join(Order, Order.order_id == Device.order_id)
+                .outerjoin(Entitlement, Entitlement.device_id == Device.device_id)
+                .where(Device.device_id == fields.device_id)
+                .with_for_update(of=Device)).one()
+            answered = None if not is_replay else session.scalars(
+                select(UpdateDelivery).where(UpdateDelivery.device_id == device.device_id,
+                                             UpdateDelivery.request_nonce == nonce)).first()
+            if is_replay:
+                check_redelivery(None if answered is None else AnsweredRequest(
+                    answered.delivery_id, answered.request_mac, answered.current_version,
+                    _utc(answered.delivered_at), answered.status),
+                    nonce, mac, fields.current_version, now)
+            check_entitled(DeviceState(
+                device.device_id, device.status,
+                entitlement is not None and entitlement.revoked,
+                None if entitlement is None or entitlement.until is None
+                else _utc(entitlement.until)), now)
+            if answered is not None:
+                return self._redeliver(session, key, fields, answered, where, device.chip_uid)
+            release = newest_release(session, product)
+            image = None if release is None else self.images.image(ctx, release)
+            earlier = [] if release is None else list(session.scalars(
+                select(UpdateDelivery).where(
+                    UpdateDelivery.device_id == device.device_id,
+                    UpdateDelivery.release_id == release.release_id)
+                .order_by(UpdateDelivery.delivery_id)))
+            counting = [d for d in earlier if d.status != Outcome.rolled_back.value]
+            prior = None if not counting else PriorDelivery(
+                counting[0].delivery_id, _utc(counting[0].delivered_at),
+                counting[0].source_address, counting[0].request_nonce)
+            terms = check_release(None if release is None else terms_of(release),
+                                  fields.current_version, fields.security_counter, prior)
+            assert release is not None
+            assert image is not None
+            package_nonce = os.urandom(PACKAGE_NONCE_SIZE)
+            row = UpdateDelivery(
+                device_id=device.device_id, release_id=release.release_id,
+                attempt=max((d.attempt for d in earlier), default=0) + 1,
+                request_nonce=nonce, request_mac=mac, package_nonce=package_nonce.hex(),
+                source_address=source, current_version=fields.current_version,
+                delivered_at=now, status=DELIVERED)
+            session.add(UpdateNonce(device_id=device.device_id, nonce=nonce, seen_at=now))
+            session.add(row)
+            session.flush()
+            package = build_package(
+                ctx.signer, key, fields, terms, image,
+                image_digest=bytes.fromhex(release.image_sha512),
+                delivery_id=row.delivery_id, package_nonce=package_nonce,
+                issued_at=int(now.timestamp()))
+            _audit(ctx, AuditEvent.update_delivered, _actor(device.device_id),
+                   {**where, "delivery_id": row.delivery_id, "chip_uid": device.chip_uid,
+                    "release_id": release.release_id, "attempt": row.attempt,
+                    "version": format_version(terms.version),
+                    "image_sha512": release.image_sha512}, session)
+            return Delivery(row.delivery_id, terms.version, package)
+
+    def _redeliver(self, session: Session, key: Secret, fields: RequestFields,
+                   answered: UpdateDelivery, where: dict[str, object],
+                   chip_uid: str) -> Delivery:
+        """Answer a retried request again: the same package, re-derived (nothing stored)."""
+        ctx = self.ctx
+        release = session.get(Release, answered.release_id)
+        assert release is not None
+        assert answered.package_nonce is not None
+        image = self.images.image(ctx, release)
+        terms = terms_of(release)
+        package = build_package(
+            ctx.signer, key, fields, terms, image,
+            image_digest=bytes.fromhex(release.image_sha512),
+            delivery_id=answered.delivery_id,
+            package_nonce=bytes.fromhex(answered.package_nonce),
+            issued_at=int(_utc(answered.delivered_at).timestamp()))
+        _audit(ctx, AuditEvent.update_redelivered, _actor(fields.device_id),
+               {**where, "delivery_id": answered.delivery_id, "chip_uid": chip_uid,
+                "release_id": release.release_id, "attempt": answered.attempt,
+                "first_source_address": answered.source_address,
+                "version": format_version(terms.version),
+                "image_sha512": release.image_sha512}, session)
+        return Delivery(answered.delivery_id, terms.version, package)
 
     def _audit_refusal(self, refusal: Refused, fields: RequestFields,
                        where: dict[str, object]) -> None:
@@ -207,6 +254,9 @@ class UpdateService:
         data: dict[str, object] = {**where, "code": refusal.code, "detail": refusal.detail}
         event = AuditEvent.update_refused
         with transaction(ctx.factory) as session:
+            if isinstance(refusal, ReleaseInvalid):
+                event = AuditEvent.alarm_release_invalid
+                data["release_id"] = refusal.release_id
             if isinstance(refusal, AlreadyDelivered):
                 event = AuditEvent.alarm_clone
                 data["first_request"] = self._first_request(session, fields.device_id)
