@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy.orm import Session
+
 from provisioner.crypto.secret import Secret
 from provisioner.errors import ReleaseInvalid
 from provisioner.site.context import SiteContext
-from provisioner.site.db.models import Release
-from provisioner.site.updates.releases import open_release, verify_release
+from provisioner.site.updates.releases import (
+    StoredRelease,
+    open_release,
+    verify_release,
+    wrapped_image,
+)
 
 
 class ReleaseImages:
@@ -19,8 +25,10 @@ class ReleaseImages:
         self._images: dict[str, tuple[str, Secret]] = {}
         self._lock = threading.Lock()
 
-    def image(self, ctx: SiteContext, row: Release) -> bytearray:
+    def image(self, ctx: SiteContext, session: Session, row: StoredRelease) -> bytearray:
         """Return the plaintext image of ``row`` (a live buffer: do not keep or modify it).
+
+        The wrapped image is read through ``session`` only when it is not cached yet.
 
         Raises:
             ReleaseInvalid: the row's signature, terms, digest or image do not check out.
@@ -28,7 +36,7 @@ class ReleaseImages:
         with self._lock:
             found = self._images.get(row.release_id)
         if found is None:
-            secret = open_release(ctx, row)
+            secret = open_release(ctx, row, wrapped_image(session, row.release_id))
             with self._lock:
                 self._images[row.release_id] = (row.image_sha512, secret)
             return secret.reveal()

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from hex_generator import load
@@ -62,11 +62,6 @@ def read_image(path: Path) -> bytearray:
         return image.read(start, end - start, fill_byte=0xFF)
     finally:
         image.wipe()
-
-
-def terms_of(row: Release) -> ReleaseTerms:
-    """The signed numbers of a release row."""
-    return ReleaseTerms(row.version, row.requires_version, row.security_counter)
 
 
 def _info(row: Release) -> ReleaseInfo:
@@ -129,13 +124,53 @@ def list_releases(ctx: SiteContext, product: str | None = None) -> list[ReleaseI
         return [_info(row) for row in session.scalars(query)]
 
 
-def newest_release(session: Session, product: str) -> Release | None:
-    """The release of ``product`` with the highest version."""
-    return session.scalars(select(Release).where(Release.product == product)
-                           .order_by(Release.version.desc()).limit(1)).first()
+@dataclass(frozen=True, slots=True)
+class StoredRelease:
+    """A release row's signed fields, without its image (what every request reads)."""
+
+    release_id: str
+    product: str
+    version: int
+    requires_version: int
+    security_counter: int
+    image_size: int
+    image_sha512: str
+    signature: str
+
+    @property
+    def terms(self) -> ReleaseTerms:
+        """The signed numbers that go into every manifest for this release."""
+        return ReleaseTerms(self.version, self.requires_version, self.security_counter)
 
 
-def verify_release(ctx: SiteContext, row: Release) -> None:
+_STORED = (Release.release_id, Release.product, Release.version, Release.requires_version,
+           Release.security_counter, Release.image_size, Release.image_sha512,
+           Release.signature)
+
+
+_NEWEST = (select(*_STORED).where(Release.product == bindparam("product"))
+           .order_by(Release.version.desc()).limit(1))
+
+
+def newest_release(session: Session, product: str) -> StoredRelease | None:
+    """The release of ``product`` with the highest version (one statement, no image)."""
+    row = session.execute(_NEWEST, {"product": product}).first()
+    return None if row is None else StoredRelease(*row)
+
+
+def stored_release(session: Session, release_id: str) -> StoredRelease | None:
+    """The release ``release_id`` (no image)."""
+    row = session.execute(select(*_STORED).where(Release.release_id == release_id)).first()
+    return None if row is None else StoredRelease(*row)
+
+
+def wrapped_image(session: Session, release_id: str) -> bytes:
+    """The wrapped image of a release (read once per process: the image cache keeps it)."""
+    blob = session.scalar(select(Release.wrapped_image).where(Release.release_id == release_id))
+    return b"" if blob is None else blob
+
+
+def verify_release(ctx: SiteContext, row: StoredRelease) -> None:
     """Check the manufacturer signature over a release row's terms and digest.
 
     Raises:
@@ -143,14 +178,14 @@ def verify_release(ctx: SiteContext, row: Release) -> None:
     """
     try:
         ctx.signer.verify_key.verify(
-            release_manifest(row.product, terms_of(row), row.image_size, row.image_sha512),
+            release_manifest(row.product, row.terms, row.image_size, row.image_sha512),
             bytes.fromhex(row.signature), f"release {row.release_id}")
     except (BadSignature, ValueError) as exc:
         raise ReleaseInvalid(f"release {row.release_id}: manufacturer signature does not "
                              "verify over the stored terms", release_id=row.release_id) from exc
 
 
-def open_release(ctx: SiteContext, row: Release) -> Secret:
+def open_release(ctx: SiteContext, row: StoredRelease, wrapped: bytes) -> Secret:
     """Unwrap a release image after checking the manufacturer signature over its terms.
 
     Checked on every use, not only when stored: a row edited in the database (terms, digest,
@@ -161,7 +196,7 @@ def open_release(ctx: SiteContext, row: Release) -> Secret:
     """
     verify_release(ctx, row)
     try:
-        image = ctx.keys.unwrap(row.wrapped_image, release_aad(row.release_id))
+        image = ctx.keys.unwrap(wrapped, release_aad(row.release_id))
     except DecryptError as exc:
         raise ReleaseInvalid(f"release {row.release_id}: the wrapped image does not open",
                              release_id=row.release_id) from exc
