@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from update_fixtures import UpdateWorld, app_image, device_process, relay, update_world
 from update_lossy_proxy import lossy_proxy
@@ -22,7 +25,7 @@ V110 = app_image("release 1.1.0", 16 * 1024)  # its answer is longer than the pr
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpdateWorld, list[bytes]]]:
-    with update_world(tmp_path_factory.mktemp("updates-redelivery"), 3) as found:
+    with update_world(tmp_path_factory.mktemp("updates-redelivery"), 4) as found:
         found[0].add_release("1.1.0", V110)
         yield found
 
@@ -128,3 +131,28 @@ def test_variants_of_a_delivered_request_are_refused(
     assert w.audit("alarm_clone")[clones]["first_request"]["delivery_id"] == delivery_id  # type: ignore[index]
     # The retry itself is still answered (no result reported yet).
     assert _ask(w, signed)[0] == delivery_id
+
+
+def test_the_package_as_raw_body_and_as_json_base64_are_the_same_delivery(
+        world: tuple[UpdateWorld, list[bytes]]) -> None:
+    """The relay accepts the raw package (spec §6); a client that does not gets JSON."""
+    w, _chips = world
+    signed = w.device("VSWD0003").make_request()
+    delivery_id, package = _ask(w, signed)
+    request = UpdateRequest.parse(signed.body)
+    body = {"device_id": request.device_id, "current_version": request.current_version,
+            "security_counter": request.security_counter, "nonce": request.nonce.hex(),
+            "mac": signed.mac.hex()}
+    context = ssl.create_default_context(cafile=str(w.ca_path))
+    with httpx.Client(base_url=w.updates.url, verify=context) as http:
+        raw = http.post("/v1/updates", json=body,
+                        headers={"accept": "application/octet-stream"})
+        as_json = http.post("/v1/updates", json=body)
+    assert raw.headers["content-type"] == "application/octet-stream"
+    assert raw.headers["provisioner-delivery-id"] == str(delivery_id)
+    assert raw.headers["provisioner-version"] == str(parse_version("1.1.0"))
+    assert raw.content == package
+    assert as_json.headers["content-type"] == "application/json"
+    answer = as_json.json()
+    assert answer["delivery_id"] == delivery_id
+    assert base64.b64decode(answer["package"], validate=True) == package
