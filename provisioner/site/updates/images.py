@@ -18,11 +18,15 @@ from provisioner.site.updates.releases import (
 
 
 class ReleaseImages:
-    """Release images by id; each use verifies the manufacturer signature over the row's terms
-    and that the row's digest is the one the cached image was checked against."""
+    """Release images by id, each with the exact row it was checked against.
+
+    A use with that very row (every signed field equal) needs no check again; any other row
+    under the id has its manufacturer signature verified and must name the cached image's
+    digest and size.
+    """
 
     def __init__(self) -> None:
-        self._images: dict[str, tuple[str, Secret]] = {}
+        self._images: dict[str, tuple[StoredRelease, Secret]] = {}
         self._lock = threading.Lock()
 
     def image(self, ctx: SiteContext, session: Session, row: StoredRelease) -> bytearray:
@@ -38,14 +42,17 @@ class ReleaseImages:
         if found is None:
             secret = open_release(ctx, row, wrapped_image(session, row.release_id))
             with self._lock:
-                self._images[row.release_id] = (row.image_sha512, secret)
-            return secret.reveal()
-        sha512, secret = found
-        verify_release(ctx, row)
-        if sha512 != row.image_sha512 or len(secret) != row.image_size:
-            raise ReleaseInvalid(f"release {row.release_id}: image digest differs from the "
-                                 "one checked when the image was opened",
-                                 release_id=row.release_id)
+                found = self._images.setdefault(row.release_id, (row, secret))
+            if found[1] is not secret:  # another thread cached it first
+                secret.wipe()
+            return found[1].reveal()
+        checked, secret = found
+        if row != checked:
+            verify_release(ctx, row)
+            if row.image_sha512 != checked.image_sha512 or row.image_size != len(secret):
+                raise ReleaseInvalid(f"release {row.release_id}: image digest differs from "
+                                     "the one checked when the image was opened",
+                                     release_id=row.release_id)
         return secret.reveal()
 
     def wipe(self) -> None:
