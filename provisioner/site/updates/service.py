@@ -72,13 +72,15 @@ _DELIVERY = (UpdateDelivery.delivery_id, UpdateDelivery.release_id, UpdateDelive
 # The hot path's statements, built once (building a statement costs more than running it).
 _LOCK_DEVICE = (
     select(Device.wrapped_key, Device.drbg_index, Device.chip_uid, Device.status, Order.product,
-           Entitlement.revoked, Entitlement.until,
-           exists().where(UpdateNonce.device_id == Device.device_id,
-                          UpdateNonce.nonce == bindparam("nonce")))
+           Entitlement.revoked, Entitlement.until)
     .join(Order, Order.order_id == Device.order_id)
     .outerjoin(Entitlement, Entitlement.device_id == Device.device_id)
     .where(Device.device_id == bindparam("device_id"))
     .with_for_update(of=Device))
+# Its own statement after the lock: in READ COMMITTED it sees what a request that held the
+# lock before committed (the lock statement's own snapshot predates the wait).
+_NONCE_USED = select(exists().where(UpdateNonce.device_id == bindparam("device_id"),
+                                    UpdateNonce.nonce == bindparam("nonce")))
 _ANSWERED = select(*_DELIVERY).where(UpdateDelivery.device_id == bindparam("device_id"),
                                      UpdateDelivery.request_nonce == bindparam("nonce"))
 _EARLIER = (select(*_DELIVERY)
@@ -190,13 +192,9 @@ class UpdateService:
                  mac: str) -> Delivery:
         try:
             return self._deliver_once(fields, where, source, mac)
-        except IntegrityError:
-            # A racing request committed first (nonce or delivery unique constraint): decide
-            # again on what it committed (a re-delivery of the same request, or a clone).
-            pass
-        try:
-            return self._deliver_once(fields, where, source, mac)
         except IntegrityError as exc:
+            # Requests of one device are serialised by its row lock; a unique constraint
+            # firing anyway means a concurrent delivery of this release committed first.
             raise AlreadyDelivered(f"release delivered to device {fields.device_id} by a "
                                    "concurrent request") from exc
 
@@ -209,18 +207,20 @@ class UpdateService:
         """
         ctx = self.ctx
         with transaction(ctx.factory) as session:
-            found = session.execute(_LOCK_DEVICE, {"device_id": fields.device_id,
-                                                   "nonce": where["nonce"]}).first()
+            found = session.execute(_LOCK_DEVICE, {"device_id": fields.device_id}).first()
             if found is None:
                 raise UnknownDevice(f"device {fields.device_id} is not registered at this site")
-            wrapped_key, drbg_index, chip_uid, status, product, revoked, until, is_replay = found
+            wrapped_key, drbg_index, chip_uid, status, product, revoked, until = found
             where["chip_uid"] = chip_uid
             with ctx.keys.unwrap(wrapped_key,
                                  device_key_aad(fields.device_id, drbg_index)) as key:
                 if not request_mac_ok(key, fields, bytes.fromhex(mac)):
                     raise BadMac(f"request MAC for device {fields.device_id} does not verify")
                 now = ctx.clock()
-                answered = self._answered(session, fields, str(where["nonce"]), mac, now) \
+                nonce = str(where["nonce"])
+                is_replay = session.scalar(_NONCE_USED, {"device_id": fields.device_id,
+                                                         "nonce": nonce})
+                answered = self._answered(session, fields, nonce, mac, now) \
                     if is_replay else None
                 check_entitled(DeviceState(fields.device_id, status, bool(revoked),
                                            None if until is None else _utc(until)), now)
