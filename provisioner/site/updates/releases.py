@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from hex_generator import load
@@ -152,15 +152,15 @@ _NEWEST = (select(*_STORED).where(Release.product == bindparam("product"))
            .order_by(Release.version.desc()).limit(1))
 
 
-def newest_release(session: Session, product: str) -> StoredRelease | None:
+def newest_release(connection: Connection, product: str) -> StoredRelease | None:
     """The release of ``product`` with the highest version (one statement, no image)."""
-    row = session.execute(_NEWEST, {"product": product}).first()
+    row = connection.execute(_NEWEST, {"product": product}).first()
     return None if row is None else StoredRelease(*row)
 
 
-def stored_release(session: Session, release_id: str) -> StoredRelease | None:
+def stored_release(connection: Connection, release_id: str) -> StoredRelease | None:
     """The release ``release_id`` (no image)."""
-    row = session.execute(select(*_STORED).where(Release.release_id == release_id)).first()
+    row = connection.execute(select(*_STORED).where(Release.release_id == release_id)).first()
     return None if row is None else StoredRelease(*row)
 
 

@@ -207,7 +207,9 @@ class UpdateService:
         """
         ctx = self.ctx
         with transaction(ctx.factory) as session:
-            found = session.execute(_LOCK_DEVICE, {"device_id": fields.device_id}).first()
+            # Core statements on the session's connection: no ORM objects on the hot path.
+            connection = session.connection()
+            found = connection.execute(_LOCK_DEVICE, {"device_id": fields.device_id}).first()
             if found is None:
                 raise UnknownDevice(f"device {fields.device_id} is not registered at this site")
             wrapped_key, drbg_index, chip_uid, status, product, revoked, until = found
@@ -218,7 +220,7 @@ class UpdateService:
                     raise BadMac(f"request MAC for device {fields.device_id} does not verify")
                 now = ctx.clock()
                 nonce = str(where["nonce"])
-                is_replay = session.scalar(_NONCE_USED, {"device_id": fields.device_id,
+                is_replay = connection.scalar(_NONCE_USED, {"device_id": fields.device_id,
                                                          "nonce": nonce})
                 answered = self._answered(session, fields, nonce, mac, now) \
                     if is_replay else None
@@ -233,7 +235,7 @@ class UpdateService:
     def _answered(session: Session, fields: RequestFields, nonce: str, mac: str,
                   now: datetime) -> _Earlier:
         """The delivery a retried request gets again, or raise ``ReplayedNonce``."""
-        row = session.execute(_ANSWERED, {"device_id": fields.device_id,
+        row = session.connection().execute(_ANSWERED, {"device_id": fields.device_id,
                                           "nonce": nonce}).first()
         answered = None if row is None else _Earlier(**row._mapping)
         check_redelivery(None if answered is None else AnsweredRequest(
@@ -247,10 +249,12 @@ class UpdateService:
                      where: dict[str, object], source: str, mac: str,
                      now: datetime) -> Delivery:
         ctx = self.ctx
-        release = newest_release(session, product)
+        connection = session.connection()
+        release = newest_release(connection, product)
         image = None if release is None else self.images.image(ctx, session, release)
-        earlier = [] if release is None else [_Earlier(**row._mapping) for row in session.execute(
-            _EARLIER, {"device_id": fields.device_id, "release_id": release.release_id})]
+        earlier = [] if release is None else [
+            _Earlier(**row._mapping) for row in connection.execute(
+                _EARLIER, {"device_id": fields.device_id, "release_id": release.release_id})]
         counting = [d for d in earlier if d.status != Outcome.rolled_back.value]
         prior = None if not counting else PriorDelivery(
             counting[0].delivery_id, _utc(counting[0].delivered_at),
@@ -261,7 +265,6 @@ class UpdateService:
         assert image is not None
         nonce, package_nonce = str(where["nonce"]), os.urandom(PACKAGE_NONCE_SIZE)
         attempt = max((d.attempt for d in earlier), default=0) + 1
-        connection = session.connection()
         connection.execute(_INSERT_NONCE, {"device_id": fields.device_id, "nonce": nonce,
                                            "seen_at": now})
         delivery_id = int(connection.execute(_INSERT_DELIVERY, {
@@ -284,7 +287,7 @@ class UpdateService:
                    answered: _Earlier, where: dict[str, object]) -> Delivery:
         """Answer a retried request again: the same package, re-derived (nothing stored)."""
         ctx = self.ctx
-        release = stored_release(session, answered.release_id)
+        release = stored_release(session.connection(), answered.release_id)
         assert release is not None
         assert answered.package_nonce is not None  # stored with request_mac (checked)
         image = self.images.image(ctx, session, release)
