@@ -235,8 +235,8 @@ class UpdateService:
     def _answered(session: Session, fields: RequestFields, nonce: str, mac: str,
                   now: datetime) -> _Earlier:
         """The delivery a retried request gets again, or raise ``ReplayedNonce``."""
-        row = session.connection().execute(_ANSWERED, {"device_id": fields.device_id,
-                                          "nonce": nonce}).first()
+        row = session.connection().execute(
+            _ANSWERED, {"device_id": fields.device_id, "nonce": nonce}).first()
         answered = None if row is None else _Earlier(**row._mapping)
         check_redelivery(None if answered is None else AnsweredRequest(
             answered.delivery_id, answered.request_mac, answered.current_version,
