@@ -1,11 +1,12 @@
 """Update packages served per second: 256 KiB image, 32 concurrent requesters over TLS.
 
 Run: python benchmarks/updates.py [--per-requester N] [--workers W] [--client-processes P]
-     [--skip-postgresql]
+     [--skip-postgresql] [--json-answers]
 Prints packages/s, p50/p99 latency and the site's CPU milliseconds per package for SQLite and
 PostgreSQL. The site (`site serve`, update listener) runs in its own process(es); requesters
 are threads over P client processes. Every request is for a different device (one delivery
-per device and release), signed with that device's key as the device would.
+per device and release), signed with that device's key as the device would. Requesters take
+the package as the raw answer body, as the relay does (``--json-answers``: JSON with base64).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from provisioner.site.sitedir import SiteDir
 from provisioner.site.updates import releases
 from provisioner.update import derive
 from provisioner.update.codec import UpdateRequest
+from provisioner.wire import PACKAGE_CONTENT_TYPE
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "stm32f103c8"
@@ -93,8 +95,8 @@ def _setup(root: Path, db_url: str | None, devices: int) -> list[tuple[int, byte
     return keys
 
 
-def _requester(url: str, ca: str, devices: list[tuple[int, bytes]],
-               barrier: Barrier) -> list[float]:
+def _requester(url: str, ca: str, devices: list[tuple[int, bytes]], barrier: Barrier,
+               accept: str) -> list[float]:
     context = ssl.create_default_context(cafile=ca)
     latencies: list[float] = []
     bodies = []
@@ -108,7 +110,7 @@ def _requester(url: str, ca: str, devices: list[tuple[int, bytes]],
         barrier.wait()
         for body in bodies:
             start = time.perf_counter()
-            answer = http.post("/v1/updates", json=body)
+            answer = http.post("/v1/updates", json=body, headers={"accept": accept})
             ok = answer.status_code == 200 and len(answer.content) > IMAGE_BYTES
             elapsed = time.perf_counter() - start
             latencies.append(elapsed if ok else -elapsed)
@@ -116,14 +118,14 @@ def _requester(url: str, ca: str, devices: list[tuple[int, bytes]],
 
 
 def _client(url: str, ca: str, shares: list[list[tuple[int, bytes]]], barrier: Barrier,
-            results: multiprocessing.Queue[list[float]]) -> None:
+            accept: str, results: multiprocessing.Queue[list[float]]) -> None:
     with ThreadPoolExecutor(len(shares)) as pool:
-        futures = [pool.submit(_requester, url, ca, share, barrier) for share in shares]
+        futures = [pool.submit(_requester, url, ca, share, barrier, accept) for share in shares]
         results.put([latency for future in futures for latency in future.result()])
 
 
 def run(engine: str, db_url: str | None, per_requester: int, workers: int,
-        processes: int) -> Result:
+        processes: int, accept: str) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "site"
         keys = _setup(root, db_url, REQUESTERS * per_requester)
@@ -137,7 +139,8 @@ def run(engine: str, db_url: str | None, per_requester: int, workers: int,
             queue: multiprocessing.Queue[list[float]] = spawn.Queue()
             ca = str(SiteDir(root).ca_cert)
             clients = [spawn.Process(target=_client,
-                                     args=(url, ca, shares[n::processes], barrier, queue))
+                                     args=(url, ca, shares[n::processes], barrier, accept,
+                                           queue))
                        for n in range(processes)]
             for client in clients:
                 client.start()
@@ -174,14 +177,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--skip-postgresql", action="store_true")
+    parser.add_argument("--json-answers", action="store_true",
+                        help="take the package as JSON with base64 instead of the raw body")
     args = parser.parse_args()
-    results = [run("sqlite", None, args.per_requester, args.workers, args.client_processes)]
+    accept = "application/json" if args.json_answers else PACKAGE_CONTENT_TYPE
+    results = [run("sqlite", None, args.per_requester, args.workers, args.client_processes,
+                   accept)]
     if not args.skip_postgresql:
         with _postgres() as url:
             results.append(run("postgresql", url, args.per_requester, args.workers,
-                               args.client_processes))
+                               args.client_processes, accept))
     print(f"{IMAGE_BYTES // 1024} KiB image, {REQUESTERS} requesters over TLS, "
-          f"{args.workers} site worker(s), {args.client_processes} client process(es)")
+          f"{args.workers} site worker(s), {args.client_processes} client process(es), "
+          f"answers {accept}")
     for r in results:
         print(f"{r.engine:<10} {r.rate:7.1f} packages/s  p50 {r.p50_ms:7.1f} ms  "
               f"p99 {r.p99_ms:7.1f} ms  site CPU {r.cpu_ms_per_package:5.2f} ms/package  "

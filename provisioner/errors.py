@@ -51,6 +51,7 @@ ProvisionerError
 │  ├─ AlreadyDelivered        already_delivered   (clone alarm)
 │  ├─ DeliveryNotFound        delivery_not_found
 │  ├─ ResultAlreadyReported   result_already_reported
+│  ├─ ReleaseInvalid(release_id)  release_invalid  (500: a release row fails its checks: alarm)
 │  ├─ AlreadyProvisioned(device_id)  already_provisioned   (station side: ID zone not blank)
 │  ├─ SiteBusy                site_unavailable   (503: retry with the same request_id)
 │  ├─ InvalidRequest          invalid_request
@@ -493,6 +494,17 @@ class AlreadyDelivered(Refused):
     """This release was already delivered to this device ID (clone alarm)."""
 
     code = "already_delivered"
+
+
+class ReleaseInvalid(Refused):
+    """A stored release fails its manufacturer signature or digest (row edited: alarm)."""
+
+    code = "release_invalid"
+    http_status = 500
+
+    def __init__(self, detail: str, *, release_id: str = "") -> None:
+        self.release_id = release_id
+        super().__init__(detail)
 
 
 class DeliveryNotFound(Refused):

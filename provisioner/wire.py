@@ -295,8 +295,14 @@ class UpdateRequestBody(_Body):
     mac: str = Field(pattern=r"^[0-9a-f]{128}$")
 
 
+PACKAGE_CONTENT_TYPE = "application/octet-stream"  # Accept it: the package as the raw body
+DELIVERY_ID_HEADER = "Provisioner-Delivery-Id"  # ... with the delivery's numbers in headers
+VERSION_HEADER = "Provisioner-Version"
+
+
 class UpdateResponse(_Body):
-    """A delivery: the package (manifest || signature || ciphertext), standard base64."""
+    """A delivery: the package (manifest || signature || ciphertext), standard base64 (the
+    answer when the request does not accept ``PACKAGE_CONTENT_TYPE``)."""
 
     delivery_id: int
     version: int

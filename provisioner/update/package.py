@@ -29,8 +29,9 @@ def seal(signer: Signer, manifest: Manifest, image: bytes | bytearray,
     with package_key(device_key, manifest.device_id, manifest.version,
                      manifest.delivery_id) as key:
         cipher = ChaCha20Poly1305(bytes(key.reveal()))
-    return header + signer.sign(header) + cipher.encrypt(manifest.package_nonce, bytes(image),
-                                                         header)
+    # ``image`` is encrypted where it lies (no copy of the plaintext); one join builds the package.
+    return b"".join((header, signer.sign(header),
+                     cipher.encrypt(manifest.package_nonce, image, header)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,10 +161,12 @@ def device_process(world: UpdateWorld, probe_uid: str, *extra: str) -> Iterator[
         process.wait(timeout=30)
 
 
-def relay(world: UpdateWorld, port: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`provisioner device update` in its own process (it holds no key)."""
+def relay(world: UpdateWorld, port: str, cwd: Path,
+          site_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`provisioner device update` in its own process (it holds no key), to ``site_url``
+    (default: the update listener itself)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(
         [PROVISIONER, "device", "update", "--port", port,
-         "--site", world.updates.url, "--ca", str(world.ca_path)],
+         "--site", site_url or world.updates.url, "--ca", str(world.ca_path)],
         capture_output=True, text=True, timeout=120, cwd=cwd, env=env, check=False)

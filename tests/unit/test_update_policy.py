@@ -11,13 +11,18 @@ from provisioner.errors import (
     DowngradeRefused,
     NotEntitled,
     PredecessorRequired,
+    ReplayedNonce,
     UpToDate,
 )
 from provisioner.site.updates.packaging import ReleaseTerms
 from provisioner.site.updates.policy import (
+    DELIVERED,
+    REDELIVERY_WINDOW,
+    AnsweredRequest,
     DeviceState,
     PriorDelivery,
     check_entitled,
+    check_redelivery,
     check_release,
 )
 
@@ -60,3 +65,28 @@ def test_release_refusals(terms: ReleaseTerms | None, current: int, counter: int
 def test_release_delivered_when_every_rule_passes() -> None:
     terms = ReleaseTerms(V2, V1, V1)
     assert check_release(terms, V1, V1, None) == terms
+
+
+MAC = "ab" * 64
+ANSWERED = AnsweredRequest(9, MAC, V1, NOW, DELIVERED)
+
+
+def test_the_very_same_request_within_the_window_is_answered_again() -> None:
+    assert check_redelivery(ANSWERED, "00" * 16, MAC, V1, NOW + REDELIVERY_WINDOW) == 9
+
+
+@pytest.mark.parametrize(("answered", "mac", "current", "now", "why"), [
+    (None, MAC, V1, NOW, "got no delivery"),
+    (ANSWERED, "ab" * 63 + "ac", V1, NOW, "another request"),
+    (ANSWERED, MAC, V2, NOW, "another request"),
+    (AnsweredRequest(9, None, V1, NOW, DELIVERED), MAC, V1, NOW, "another request"),
+    (AnsweredRequest(9, MAC, V1, NOW, "installed"), MAC, V1, NOW, "reported installed"),
+    (AnsweredRequest(9, MAC, V1, NOW, "rolled_back"), MAC, V1, NOW, "reported rolled_back"),
+    (ANSWERED, MAC, V1, NOW + REDELIVERY_WINDOW + timedelta(seconds=1), "older than"),
+])
+def test_anything_else_with_a_used_nonce_is_replayed(
+        answered: AnsweredRequest | None, mac: str, current: int, now: datetime,
+        why: str) -> None:
+    with pytest.raises(ReplayedNonce) as caught:
+        check_redelivery(answered, "00" * 16, mac, current, now)
+    assert why in caught.value.detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -82,3 +83,53 @@ def status_command(directory: Path, probe_uid: str, key_path: Path) -> None:
                  else f"delivery {record.value}")
         click.echo(f"  #{record.sequence:<4} {record.event.name:<17} {value:<14} "
                    f"{record.reason.name if record.reason else ''}")
+
+
+@device_group.command("check-in")
+@_DIR
+@_UID
+@_KEY
+@click.option("--site", "site_url", required=True, help="Update listener URL, https://HOST:8444.")
+@click.option("--ca", "ca_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="Site CA certificate (verifies the site's TLS certificate).")
+@click.option("--every", "every_s", type=click.FloatRange(min=0.1), default=None,
+              help="Ask again every this many seconds (default: once, at boot).")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Stop after this many check-ins (default: 1, or forever with --every).")
+def check_in_command(directory: Path, probe_uid: str, key_path: Path, site_url: str,
+                     ca_path: Path, every_s: float | None, count: int | None) -> None:
+    """Boot the device and let it ask the site for its update itself (no relay).
+
+    At boot, then every --every seconds: report an unacknowledged outcome, request, install,
+    report. A check-in that fails (site unreachable, refused) is printed and, on a schedule,
+    tried again at the next one.
+    """
+    from provisioner.relay.site_updates import UpdateSite
+    from provisioner.sim.device.checkin import check_in
+
+    device = _open(directory, probe_uid, key_path)
+    device.boot()
+    total = count if count is not None else (1 if every_s is None else None)
+    site = UpdateSite(site_url, ca_path)
+    done, failed = 0, False
+    try:
+        while total is None or done < total:
+            if done:
+                time.sleep(every_s or 0)
+            done += 1
+            try:
+                session = check_in(device, site, progress=click.echo)
+            except ProvisionerError as exc:
+                click.echo(f"check-in {done} failed: {exc}", err=True)
+                failed = True
+                continue
+            failed = False
+            if session is not None and session.result is not None:
+                device.boot()  # the bootloader resets into what it now runs
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    finally:
+        site.close()
+    click.echo(f"device {device.device_id} runs {format_version(device.state.running_version)}")
+    if failed:
+        raise click.ClickException("the last check-in failed")

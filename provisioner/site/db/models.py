@@ -211,6 +211,8 @@ class UpdateDelivery(Base):
     release_id: Mapped[str] = mapped_column(ForeignKey("releases.release_id"))
     attempt: Mapped[int] = mapped_column(Integer)
     request_nonce: Mapped[str] = mapped_column(String(32))
+    request_mac: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    package_nonce: Mapped[str | None] = mapped_column(String(24), nullable=True)
     source_address: Mapped[str] = mapped_column(String(64))
     current_version: Mapped[int] = mapped_column(BigInteger)
     delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -4,40 +4,55 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy.orm import Session
+
 from provisioner.crypto.secret import Secret
-from provisioner.errors import BadSignature
+from provisioner.errors import ReleaseInvalid
 from provisioner.site.context import SiteContext
-from provisioner.site.db.models import Release
-from provisioner.site.updates.releases import open_release, release_manifest, terms_of
+from provisioner.site.updates.releases import (
+    StoredRelease,
+    open_release,
+    verify_release,
+    wrapped_image,
+)
 
 
 class ReleaseImages:
-    """Release images by id; each use verifies the manufacturer signature over the row's terms
-    and that the row's digest is the one the cached image was checked against."""
+    """Release images by id, each with the exact row it was checked against.
+
+    A use with that very row (every signed field equal) needs no check again; any other row
+    under the id has its manufacturer signature verified and must name the cached image's
+    digest and size.
+    """
 
     def __init__(self) -> None:
-        self._images: dict[str, tuple[str, Secret]] = {}
+        self._images: dict[str, tuple[StoredRelease, Secret]] = {}
         self._lock = threading.Lock()
 
-    def image(self, ctx: SiteContext, row: Release) -> bytearray:
+    def image(self, ctx: SiteContext, session: Session, row: StoredRelease) -> bytearray:
         """Return the plaintext image of ``row`` (a live buffer: do not keep or modify it).
 
+        The wrapped image is read through ``session`` only when it is not cached yet.
+
         Raises:
-            BadSignature: the row's signature, terms or digest do not check out.
+            ReleaseInvalid: the row's signature, terms, digest or image do not check out.
         """
         with self._lock:
             found = self._images.get(row.release_id)
         if found is None:
-            secret = open_release(ctx, row)
+            secret = open_release(ctx, row, wrapped_image(session, row.release_id))
             with self._lock:
-                self._images[row.release_id] = (row.image_sha512, secret)
-            return secret.reveal()
-        sha512, secret = found
-        ctx.signer.verify_key.verify(
-            release_manifest(row.product, terms_of(row), row.image_size, row.image_sha512),
-            bytes.fromhex(row.signature), f"release {row.release_id}")
-        if sha512 != row.image_sha512 or len(secret) != row.image_size:
-            raise BadSignature(ctx.signer.key_id, f"release {row.release_id} image digest")
+                found = self._images.setdefault(row.release_id, (row, secret))
+            if found[1] is not secret:  # another thread cached it first
+                secret.wipe()
+            return found[1].reveal()
+        checked, secret = found
+        if row != checked:
+            verify_release(ctx, row)
+            if row.image_sha512 != checked.image_sha512 or row.image_size != len(secret):
+                raise ReleaseInvalid(f"release {row.release_id}: image digest differs from "
+                                     "the one checked when the image was opened",
+                                     release_id=row.release_id)
         return secret.reveal()
 
     def wipe(self) -> None:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from provisioner.errors import (
     AlreadyDelivered,
     DowngradeRefused,
     NotEntitled,
     PredecessorRequired,
+    ReplayedNonce,
     UpToDate,
 )
 from provisioner.site.updates.packaging import ReleaseTerms
 from provisioner.update.versions import format_version
 from provisioner.wire import DeviceStatus
+
+DELIVERED = "delivered"  # a delivery's status until the device reports its outcome
+REDELIVERY_WINDOW = timedelta(hours=24)  # spec §4: how long a lost answer may be asked again
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,39 @@ class PriorDelivery:
     delivered_at: datetime
     source_address: str
     request_nonce: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredRequest:
+    """The delivery that answered an earlier request with the same nonce."""
+
+    delivery_id: int
+    request_mac: str | None
+    current_version: int
+    delivered_at: datetime
+    status: str
+
+
+def check_redelivery(answered: AnsweredRequest | None, nonce: str, mac: str,
+                     current_version: int, now: datetime) -> int:
+    """Return the delivery to answer again for a retried request, or raise ``ReplayedNonce``.
+
+    Only the very same signed request (same nonce and MAC) is answered again, while its
+    delivery has no reported outcome and is at most ``REDELIVERY_WINDOW`` old (spec §4).
+    """
+    where = f"nonce {nonce} was already used"
+    if answered is None:
+        raise ReplayedNonce(f"{where} by a request that got no delivery")
+    if answered.request_mac is None or current_version != answered.current_version or \
+            not hmac.compare_digest(answered.request_mac, mac):
+        raise ReplayedNonce(f"{where} by another request (delivery {answered.delivery_id})")
+    if answered.status != DELIVERED:
+        raise ReplayedNonce(f"{where}: delivery {answered.delivery_id} was reported "
+                            f"{answered.status}")
+    if now - answered.delivered_at > REDELIVERY_WINDOW:
+        raise ReplayedNonce(f"{where}: delivery {answered.delivery_id} is older than "
+                            f"{REDELIVERY_WINDOW}")
+    return answered.delivery_id
 
 
 def check_entitled(device: DeviceState, now: datetime) -> None:

@@ -8,13 +8,13 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from hex_generator import load
 from provisioner.audit.chain import AuditEvent
 from provisioner.crypto.secret import Secret
-from provisioner.errors import BadSignature, InvalidRequest
+from provisioner.errors import BadSignature, DecryptError, InvalidRequest, ReleaseInvalid
 from provisioner.site.admin import ADMIN
 from provisioner.site.context import SiteContext, release_aad
 from provisioner.site.db import repo
@@ -62,11 +62,6 @@ def read_image(path: Path) -> bytearray:
         return image.read(start, end - start, fill_byte=0xFF)
     finally:
         image.wipe()
-
-
-def terms_of(row: Release) -> ReleaseTerms:
-    """The signed numbers of a release row."""
-    return ReleaseTerms(row.version, row.requires_version, row.security_counter)
 
 
 def _info(row: Release) -> ReleaseInfo:
@@ -129,26 +124,84 @@ def list_releases(ctx: SiteContext, product: str | None = None) -> list[ReleaseI
         return [_info(row) for row in session.scalars(query)]
 
 
-def newest_release(session: Session, product: str) -> Release | None:
-    """The release of ``product`` with the highest version."""
-    return session.scalars(select(Release).where(Release.product == product)
-                           .order_by(Release.version.desc()).limit(1)).first()
+@dataclass(frozen=True, slots=True)
+class StoredRelease:
+    """A release row's signed fields, without its image (what every request reads)."""
+
+    release_id: str
+    product: str
+    version: int
+    requires_version: int
+    security_counter: int
+    image_size: int
+    image_sha512: str
+    signature: str
+
+    @property
+    def terms(self) -> ReleaseTerms:
+        """The signed numbers that go into every manifest for this release."""
+        return ReleaseTerms(self.version, self.requires_version, self.security_counter)
 
 
-def open_release(ctx: SiteContext, row: Release) -> Secret:
+_STORED = (Release.release_id, Release.product, Release.version, Release.requires_version,
+           Release.security_counter, Release.image_size, Release.image_sha512,
+           Release.signature)
+
+
+_NEWEST = (select(*_STORED).where(Release.product == bindparam("product"))
+           .order_by(Release.version.desc()).limit(1))
+
+
+def newest_release(connection: Connection, product: str) -> StoredRelease | None:
+    """The release of ``product`` with the highest version (one statement, no image)."""
+    row = connection.execute(_NEWEST, {"product": product}).first()
+    return None if row is None else StoredRelease(*row)
+
+
+def stored_release(connection: Connection, release_id: str) -> StoredRelease | None:
+    """The release ``release_id`` (no image)."""
+    row = connection.execute(select(*_STORED).where(Release.release_id == release_id)).first()
+    return None if row is None else StoredRelease(*row)
+
+
+def wrapped_image(session: Session, release_id: str) -> bytes:
+    """The wrapped image of a release (read once per process: the image cache keeps it)."""
+    blob = session.scalar(select(Release.wrapped_image).where(Release.release_id == release_id))
+    return b"" if blob is None else blob
+
+
+def verify_release(ctx: SiteContext, row: StoredRelease) -> None:
+    """Check the manufacturer signature over a release row's terms and digest.
+
+    Raises:
+        ReleaseInvalid: the row was edited (terms, digest, size or signature).
+    """
+    try:
+        ctx.signer.verify_key.verify(
+            release_manifest(row.product, row.terms, row.image_size, row.image_sha512),
+            bytes.fromhex(row.signature), f"release {row.release_id}")
+    except (BadSignature, ValueError) as exc:
+        raise ReleaseInvalid(f"release {row.release_id}: manufacturer signature does not "
+                             "verify over the stored terms", release_id=row.release_id) from exc
+
+
+def open_release(ctx: SiteContext, row: StoredRelease, wrapped: bytes) -> Secret:
     """Unwrap a release image after checking the manufacturer signature over its terms.
 
     Checked on every use, not only when stored: a row edited in the database (terms, digest,
     image) fails here.
 
     Raises:
-        BadSignature: the signature does not cover the row's terms, or the image differs.
+        ReleaseInvalid: the signature does not cover the row's terms, or the image differs.
     """
-    ctx.signer.verify_key.verify(
-        release_manifest(row.product, terms_of(row), row.image_size, row.image_sha512),
-        bytes.fromhex(row.signature), f"release {row.release_id}")
-    image = ctx.keys.unwrap(row.wrapped_image, release_aad(row.release_id))
+    verify_release(ctx, row)
+    try:
+        image = ctx.keys.unwrap(wrapped, release_aad(row.release_id))
+    except DecryptError as exc:
+        raise ReleaseInvalid(f"release {row.release_id}: the wrapped image does not open",
+                             release_id=row.release_id) from exc
     if hashlib.sha512(image.reveal()).hexdigest() != row.image_sha512:
         image.wipe()
-        raise BadSignature(ctx.signer.key_id, f"release {row.release_id} image digest")
+        raise ReleaseInvalid(f"release {row.release_id}: image digest differs",
+                             release_id=row.release_id)
     return image

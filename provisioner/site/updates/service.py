@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from provisioner.errors import (
     DeliveryNotFound,
     InvalidRequest,
     Refused,
+    ReleaseInvalid,
     ReplayedNonce,
     ResultAlreadyReported,
     UnknownDevice,
@@ -27,6 +28,7 @@ from provisioner.site.context import SiteContext, device_key_aad
 from provisioner.site.db import repo
 from provisioner.site.db.engine import transaction
 from provisioner.site.db.models import (
+    Base,
     Device,
     Entitlement,
     Order,
@@ -41,23 +43,69 @@ from provisioner.site.updates.packaging import (
     result_mac_ok,
 )
 from provisioner.site.updates.policy import (
+    DELIVERED,
+    AnsweredRequest,
     DeviceState,
     PriorDelivery,
     check_entitled,
+    check_redelivery,
     check_release,
 )
-from provisioner.site.updates.releases import newest_release, terms_of
+from provisioner.site.updates.releases import newest_release, stored_release
 from provisioner.update.codec import PACKAGE_NONCE_SIZE, Outcome, Reason, ResultReport
 from provisioner.update.codec import UpdateRequest as RequestFields
 from provisioner.update.versions import format_version
 from provisioner.wire import ResultAck, ResultBody, UpdateRequestBody
 
-DELIVERED = "delivered"
-
 
 def _utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; the site stores UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# What a request reads of earlier deliveries (columns only: no ORM objects on the hot path).
+_DELIVERY = (UpdateDelivery.delivery_id, UpdateDelivery.release_id, UpdateDelivery.attempt,
+             UpdateDelivery.status, UpdateDelivery.delivered_at, UpdateDelivery.source_address,
+             UpdateDelivery.request_nonce, UpdateDelivery.request_mac,
+             UpdateDelivery.package_nonce, UpdateDelivery.current_version)
+
+# The hot path's statements, built once (building a statement costs more than running it).
+_LOCK_DEVICE = (
+    select(Device.wrapped_key, Device.drbg_index, Device.chip_uid, Device.status, Order.product,
+           Entitlement.revoked, Entitlement.until)
+    .join(Order, Order.order_id == Device.order_id)
+    .outerjoin(Entitlement, Entitlement.device_id == Device.device_id)
+    .where(Device.device_id == bindparam("device_id"))
+    .with_for_update(of=Device))
+# Its own statement after the lock: in READ COMMITTED it sees what a request that held the
+# lock before committed (the lock statement's own snapshot predates the wait).
+_NONCE_USED = select(exists().where(UpdateNonce.device_id == bindparam("device_id"),
+                                    UpdateNonce.nonce == bindparam("nonce")))
+_ANSWERED = select(*_DELIVERY).where(UpdateDelivery.device_id == bindparam("device_id"),
+                                     UpdateDelivery.request_nonce == bindparam("nonce"))
+_EARLIER = (select(*_DELIVERY)
+            .where(UpdateDelivery.device_id == bindparam("device_id"),
+                   UpdateDelivery.release_id == bindparam("release_id"))
+            .order_by(UpdateDelivery.delivery_id))
+_INSERT_NONCE = insert(Base.metadata.tables[UpdateNonce.__tablename__])
+_INSERT_DELIVERY = (insert(Base.metadata.tables[UpdateDelivery.__tablename__])
+                    .returning(UpdateDelivery.delivery_id))
+
+
+@dataclass(frozen=True, slots=True)
+class _Earlier:
+    """An earlier delivery to the asking device, the ``_DELIVERY`` columns in order."""
+
+    delivery_id: int
+    release_id: str
+    attempt: int
+    status: str
+    delivered_at: datetime
+    source_address: str
+    request_nonce: str
+    request_mac: str | None
+    package_nonce: str | None
+    current_version: int
 
 
 def _actor(device_id: int) -> str:
@@ -114,92 +162,147 @@ class UpdateService:
         Raises:
             Refused: ``unknown_device``, ``bad_mac``, ``replayed_nonce``, ``not_entitled``,
             ``up_to_date``, ``downgrade_refused``, ``predecessor_required``,
-            ``already_delivered``.
+            ``already_delivered``, ``release_invalid`` (a stored release fails its checks).
+        The very same signed request retried (its answer was lost) gets the same delivery
+        again, audited ``update_redelivered``.
         """
         ctx = self.ctx
         fields = RequestFields(body.device_id, body.current_version, body.security_counter,
                                bytes.fromhex(body.nonce))
-        where = {"device_id": body.device_id, "source_address": source, "nonce": body.nonce,
-                 "current_version": format_version(body.current_version)}
-        with ctx.factory() as session:
-            device = session.get(Device, body.device_id)
-        if device is None:
+        where: dict[str, object] = {
+            "device_id": body.device_id, "source_address": source, "nonce": body.nonce,
+            "current_version": format_version(body.current_version)}
+        try:
+            return self._deliver(fields, where, source, body.mac)
+        except UnknownDevice:
             _audit(ctx, AuditEvent.alarm_unregistered_device, _actor(body.device_id),
                    {**where, "code": UnknownDevice.code,
                     "detail": "a device ID the site never granted asked for an update"})
-            raise UnknownDevice(f"device {body.device_id} is not registered at this site")
-        with _device_key(ctx, device) as key:
-            if not request_mac_ok(key, fields, bytes.fromhex(body.mac)):
-                _audit(ctx, AuditEvent.alarm_bad_mac, _actor(body.device_id),
-                       {**where, "code": BadMac.code, "chip_uid": device.chip_uid,
-                        "detail": "request MAC does not verify under the device's key"})
-                raise BadMac(f"request MAC for device {body.device_id} does not verify")
-            try:
-                return self._deliver(key, fields, where, source)
-            except Refused as refusal:
-                self._audit_refusal(refusal, fields, where)
-                raise
+            raise
+        except BadMac:
+            _audit(ctx, AuditEvent.alarm_bad_mac, _actor(body.device_id),
+                   {**where, "code": BadMac.code,
+                    "detail": "request MAC does not verify under the device's key"})
+            raise
+        except Refused as refusal:
+            self._audit_refusal(refusal, fields, where)
+            raise
 
-    def _deliver(self, key: Secret, fields: RequestFields, where: dict[str, object],
-                 source: str) -> Delivery:
-        ctx = self.ctx
-        nonce = str(where["nonce"])
+    def _deliver(self, fields: RequestFields, where: dict[str, object], source: str,
+                 mac: str) -> Delivery:
         try:
-            with transaction(ctx.factory) as session:
-                now = ctx.clock()
-                replayed = exists().where(UpdateNonce.device_id == Device.device_id,
-                                          UpdateNonce.nonce == nonce)
-                device, entitlement, product, is_replay = session.execute(
-                    select(Device, Entitlement, Order.product, replayed)
-                    .join(Order, Order.order_id == Device.order_id)
-                    .outerjoin(Entitlement, Entitlement.device_id == Device.device_id)
-                    .where(Device.device_id == fields.device_id)
-                    .with_for_update(of=Device)).one()
-                if is_replay:
-                    raise ReplayedNonce(f"nonce {nonce} was already used by device "
-                                        f"{device.device_id}")
-                check_entitled(DeviceState(
-                    device.device_id, device.status,
-                    entitlement is not None and entitlement.revoked,
-                    None if entitlement is None or entitlement.until is None
-                    else _utc(entitlement.until)), now)
-                release = newest_release(session, product)
-                earlier = [] if release is None else list(session.scalars(
-                    select(UpdateDelivery).where(
-                        UpdateDelivery.device_id == device.device_id,
-                        UpdateDelivery.release_id == release.release_id)
-                    .order_by(UpdateDelivery.delivery_id)))
-                counting = [d for d in earlier if d.status != Outcome.rolled_back.value]
-                prior = None if not counting else PriorDelivery(
-                    counting[0].delivery_id, _utc(counting[0].delivered_at),
-                    counting[0].source_address, counting[0].request_nonce)
-                terms = check_release(None if release is None else terms_of(release),
-                                      fields.current_version, fields.security_counter, prior)
-                assert release is not None
-                image = self.images.image(ctx, release)
-                row = UpdateDelivery(
-                    device_id=device.device_id, release_id=release.release_id,
-                    attempt=max((d.attempt for d in earlier), default=0) + 1,
-                    request_nonce=nonce, source_address=source,
-                    current_version=fields.current_version, delivered_at=now, status=DELIVERED)
-                session.add(UpdateNonce(device_id=device.device_id, nonce=nonce, seen_at=now))
-                session.add(row)
-                session.flush()
-                package = build_package(
-                    ctx.signer, key, fields, terms, image,
-                    image_digest=bytes.fromhex(release.image_sha512),
-                    delivery_id=row.delivery_id, package_nonce=os.urandom(PACKAGE_NONCE_SIZE),
-                    issued_at=int(now.timestamp()))
-                _audit(ctx, AuditEvent.update_delivered, _actor(device.device_id),
-                       {**where, "delivery_id": row.delivery_id, "chip_uid": device.chip_uid,
-                        "release_id": release.release_id, "attempt": row.attempt,
-                        "version": format_version(terms.version),
-                        "image_sha512": release.image_sha512}, session)
+            return self._deliver_once(fields, where, source, mac)
         except IntegrityError as exc:
-            # A racing request for the same release committed first (unique constraint).
+            # Requests of one device are serialised by its row lock; a unique constraint
+            # firing anyway means a concurrent delivery of this release committed first.
             raise AlreadyDelivered(f"release delivered to device {fields.device_id} by a "
                                    "concurrent request") from exc
-        return Delivery(row.delivery_id, terms.version, package)
+
+    def _deliver_once(self, fields: RequestFields, where: dict[str, object], source: str,
+                      mac: str) -> Delivery:
+        """One transaction: lock the device row, check the MAC, decide, deliver, audit.
+
+        Raises ``UnknownDevice``/``BadMac`` with ``where`` completed for their alarm; the
+        caller audits every refusal after this transaction rolled back.
+        """
+        ctx = self.ctx
+        with transaction(ctx.factory) as session:
+            # Core statements on the session's connection: no ORM objects on the hot path.
+            connection = session.connection()
+            found = connection.execute(_LOCK_DEVICE, {"device_id": fields.device_id}).first()
+            if found is None:
+                raise UnknownDevice(f"device {fields.device_id} is not registered at this site")
+            wrapped_key, drbg_index, chip_uid, status, product, revoked, until = found
+            where["chip_uid"] = chip_uid
+            with ctx.keys.unwrap(wrapped_key,
+                                 device_key_aad(fields.device_id, drbg_index)) as key:
+                if not request_mac_ok(key, fields, bytes.fromhex(mac)):
+                    raise BadMac(f"request MAC for device {fields.device_id} does not verify")
+                now = ctx.clock()
+                nonce = str(where["nonce"])
+                is_replay = connection.scalar(_NONCE_USED, {"device_id": fields.device_id,
+                                                         "nonce": nonce})
+                answered = self._answered(session, fields, nonce, mac, now) \
+                    if is_replay else None
+                check_entitled(DeviceState(fields.device_id, status, bool(revoked),
+                                           None if until is None else _utc(until)), now)
+                if answered is not None:
+                    return self._redeliver(session, key, fields, answered, where)
+                return self._deliver_new(session, key, fields, str(product), where, source,
+                                         mac, now)
+
+    @staticmethod
+    def _answered(session: Session, fields: RequestFields, nonce: str, mac: str,
+                  now: datetime) -> _Earlier:
+        """The delivery a retried request gets again, or raise ``ReplayedNonce``."""
+        row = session.connection().execute(
+            _ANSWERED, {"device_id": fields.device_id, "nonce": nonce}).first()
+        answered = None if row is None else _Earlier(**row._mapping)
+        check_redelivery(None if answered is None else AnsweredRequest(
+            answered.delivery_id, answered.request_mac, answered.current_version,
+            _utc(answered.delivered_at), answered.status),
+            nonce, mac, fields.current_version, now)
+        assert answered is not None
+        return answered
+
+    def _deliver_new(self, session: Session, key: Secret, fields: RequestFields, product: str,
+                     where: dict[str, object], source: str, mac: str,
+                     now: datetime) -> Delivery:
+        ctx = self.ctx
+        connection = session.connection()
+        release = newest_release(connection, product)
+        image = None if release is None else self.images.image(ctx, session, release)
+        earlier = [] if release is None else [
+            _Earlier(**row._mapping) for row in connection.execute(
+                _EARLIER, {"device_id": fields.device_id, "release_id": release.release_id})]
+        counting = [d for d in earlier if d.status != Outcome.rolled_back.value]
+        prior = None if not counting else PriorDelivery(
+            counting[0].delivery_id, _utc(counting[0].delivered_at),
+            counting[0].source_address, counting[0].request_nonce)
+        terms = check_release(None if release is None else release.terms,
+                              fields.current_version, fields.security_counter, prior)
+        assert release is not None
+        assert image is not None
+        nonce, package_nonce = str(where["nonce"]), os.urandom(PACKAGE_NONCE_SIZE)
+        attempt = max((d.attempt for d in earlier), default=0) + 1
+        connection.execute(_INSERT_NONCE, {"device_id": fields.device_id, "nonce": nonce,
+                                           "seen_at": now})
+        delivery_id = int(connection.execute(_INSERT_DELIVERY, {
+            "device_id": fields.device_id, "release_id": release.release_id,
+            "attempt": attempt, "request_nonce": nonce, "request_mac": mac,
+            "package_nonce": package_nonce.hex(), "source_address": source,
+            "current_version": fields.current_version, "delivered_at": now,
+            "status": DELIVERED}).scalar_one())
+        package = build_package(
+            ctx.signer, key, fields, terms, image,
+            image_digest=bytes.fromhex(release.image_sha512), delivery_id=delivery_id,
+            package_nonce=package_nonce, issued_at=int(now.timestamp()))
+        _audit(ctx, AuditEvent.update_delivered, _actor(fields.device_id),
+               {**where, "delivery_id": delivery_id, "release_id": release.release_id,
+                "attempt": attempt, "version": format_version(terms.version),
+                "image_sha512": release.image_sha512}, session)
+        return Delivery(delivery_id, terms.version, package)
+
+    def _redeliver(self, session: Session, key: Secret, fields: RequestFields,
+                   answered: _Earlier, where: dict[str, object]) -> Delivery:
+        """Answer a retried request again: the same package, re-derived (nothing stored)."""
+        ctx = self.ctx
+        release = stored_release(session.connection(), answered.release_id)
+        assert release is not None
+        assert answered.package_nonce is not None  # stored with request_mac (checked)
+        image = self.images.image(ctx, session, release)
+        package = build_package(
+            ctx.signer, key, fields, release.terms, image,
+            image_digest=bytes.fromhex(release.image_sha512),
+            delivery_id=answered.delivery_id,
+            package_nonce=bytes.fromhex(answered.package_nonce),
+            issued_at=int(_utc(answered.delivered_at).timestamp()))
+        _audit(ctx, AuditEvent.update_redelivered, _actor(fields.device_id),
+               {**where, "delivery_id": answered.delivery_id, "release_id": release.release_id,
+                "attempt": answered.attempt, "first_source_address": answered.source_address,
+                "version": format_version(release.version),
+                "image_sha512": release.image_sha512}, session)
+        return Delivery(answered.delivery_id, release.version, package)
 
     def _audit_refusal(self, refusal: Refused, fields: RequestFields,
                        where: dict[str, object]) -> None:
@@ -207,6 +310,9 @@ class UpdateService:
         data: dict[str, object] = {**where, "code": refusal.code, "detail": refusal.detail}
         event = AuditEvent.update_refused
         with transaction(ctx.factory) as session:
+            if isinstance(refusal, ReleaseInvalid):
+                event = AuditEvent.alarm_release_invalid
+                data["release_id"] = refusal.release_id
             if isinstance(refusal, AlreadyDelivered):
                 event = AuditEvent.alarm_clone
                 data["first_request"] = self._first_request(session, fields.device_id)
