@@ -36,9 +36,11 @@ class _OneLineUsageError(click.UsageError):
     """A usage error shown as one line that names the command's help, not click's three."""
 
     def show(self, file: IO[Any] | None = None) -> None:
-        command = self.ctx.command_path if self.ctx is not None else "provisioner"
-        click.echo(f"Error: {self.format_message().rstrip('.')} (see '{command} --help').",
-                   file=file, err=file is None)
+        # click's option parser raises some errors without the command's context.
+        see = (f"see '{self.ctx.command_path} --help'" if self.ctx is not None
+               else "add --help to the command for its usage")
+        click.echo(f"Error: {self.format_message().rstrip('.')} ({see}).", file=file,
+                   err=file is None)
 
 
 class _LazyGroup(click.Group):

@@ -151,6 +151,9 @@ def test_operator_pin_never_on_the_command_line(work: Path, tmp_path: Path) -> N
     (("--bogus",), "Error: No such option '--bogus' (see 'provisioner --help')."),
     (("site", "order", "create", "--product", "P"),
      "Error: Missing option '--profile' (see 'provisioner site order create --help')."),
+    (("site", "--site-dir"),
+     "Error: Option '--site-dir' requires an argument (add --help to the command for its "
+     "usage)."),
     (("station", "run", "--count", "x"),
      "Error: Invalid value for '--count': 'x' is not a valid integer range "
      "(see 'provisioner station run --help')."),
