@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,13 @@ def _count(server: SiteServer, model: Any) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def test_a_grant_past_the_queue_is_refused_busy_at_once_and_its_retry_succeeds(
-    site: tuple[SiteSetup, SiteServer], monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@contextmanager
+def _queue_held(site: tuple[SiteSetup, SiteServer], monkeypatch: pytest.MonkeyPatch,
+                chip_prefix: str) -> Iterator[tuple[list[httpx.Client], list[dict[str, str]]]]:
+    """Hold QUEUE grants inside the site; yield every station's client and auth header.
+
+    Leaving the block releases the held grants and checks they were all granted.
+    """
     setup, server = site
     entered = threading.Semaphore(0)
     release = threading.Event()
@@ -58,27 +62,38 @@ def test_a_grant_past_the_queue_is_refused_busy_at_once_and_its_retry_succeeds(
         monkeypatch.setattr(stations, "issue_grant", held)
         with ThreadPoolExecutor(QUEUE) as pool:
             running = [pool.submit(https[n].post, f"/v1/orders/{setup.order_id}/grants",
-                                   json=grant_body(f"cc00{n:04x}", 0), headers=auths[n])
+                                   json=grant_body(f"{chip_prefix}{n:04x}", 0),
+                                   headers=auths[n])
                        for n in range(QUEUE)]
-            for _ in range(QUEUE):  # both are inside the site, holding their places
+            for _ in range(QUEUE):  # all are inside the site, holding their places
                 assert entered.acquire(timeout=30)
-            audit_before = _count(server, AuditRow)
-            body = grant_body("cc00ffff", 0)
-            busy = https[QUEUE].post(f"/v1/orders/{setup.order_id}/grants", json=body,
-                                     headers=auths[QUEUE])
-            # Answered while the queue is full: nothing of it reached the grant code.
-            assert busy.status_code == 503
-            assert busy.headers["content-type"] == PROBLEM_CONTENT_TYPE
-            assert busy.headers["retry-after"] == "1"
-            assert busy.json()["code"] == "site_unavailable"
-            assert _count(server, AuditRow) == audit_before
-            release.set()
+            try:
+                yield https, auths
+            finally:
+                release.set()
             assert [answer.result().status_code for answer in running] == [200] * QUEUE
-        retried = https[QUEUE].post(f"/v1/orders/{setup.order_id}/grants", json=body,
-                                    headers=auths[QUEUE])
+
+
+def test_a_grant_past_the_queue_is_refused_busy_at_once_and_its_retry_succeeds(
+    site: tuple[SiteSetup, SiteServer], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setup, server = site
+    body = grant_body("cc00ffff", 0)
+    with _queue_held(site, monkeypatch, "cc00") as (https, auths):
+        audit_before = _count(server, AuditRow)
+        busy = https[QUEUE].post(f"/v1/orders/{setup.order_id}/grants", json=body,
+                                 headers=auths[QUEUE])
+        # Answered while the queue is full: nothing of it reached the grant code.
+        assert busy.status_code == 503
+        assert busy.headers["content-type"] == PROBLEM_CONTENT_TYPE
+        assert busy.headers["retry-after"] == "1"
+        assert busy.json()["code"] == "site_unavailable"
+        assert _count(server, AuditRow) == audit_before
+    with client(server.url, setup.ca_path, list(setup.stations.values())[QUEUE]) as http:
+        auth = sign_in(http)
+        retried = http.post(f"/v1/orders/{setup.order_id}/grants", json=body, headers=auth)
         assert retried.status_code == 200, retried.text
-        again = https[QUEUE].post(f"/v1/orders/{setup.order_id}/grants", json=body,
-                                  headers=auths[QUEUE])
+        again = http.post(f"/v1/orders/{setup.order_id}/grants", json=body, headers=auth)
         assert again.json()["grant_id"] == retried.json()["grant_id"]  # idempotent retry
     assert _count(server, Grant) == QUEUE + 1
 
@@ -86,31 +101,9 @@ def test_a_grant_past_the_queue_is_refused_busy_at_once_and_its_retry_succeeds(
 def test_other_requests_are_not_bounded(
     site: tuple[SiteSetup, SiteServer], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    setup, server = site
-    release = threading.Event()
-    entered = threading.Semaphore(0)
-    real_issue = stations.issue_grant
-
-    def held(*args: Any) -> Any:
-        entered.release()
-        assert release.wait(timeout=30)
-        return real_issue(*args)
-
-    with ExitStack() as stack:
-        https = [stack.enter_context(client(server.url, setup.ca_path, station))
-                 for station in setup.stations.values()]
-        auths = [sign_in(http) for http in https]
-        monkeypatch.setattr(stations, "issue_grant", held)
-        with ThreadPoolExecutor(QUEUE) as pool:
-            running = [pool.submit(https[n].post, f"/v1/orders/{setup.order_id}/grants",
-                                   json=grant_body(f"dd00{n:04x}", 0), headers=auths[n])
-                       for n in range(QUEUE)]
-            for _ in range(QUEUE):
-                assert entered.acquire(timeout=30)
-            orders: httpx.Response = https[QUEUE].get("/v1/orders", headers=auths[QUEUE])
-            assert orders.status_code == 200
-            release.set()
-            assert [answer.result().status_code for answer in running] == [200] * QUEUE
+    with _queue_held(site, monkeypatch, "dd00") as (https, auths):
+        orders = https[QUEUE].get("/v1/orders", headers=auths[QUEUE])
+        assert orders.status_code == 200
 
 
 @pytest.mark.parametrize(("method", "path", "bounded"), [
