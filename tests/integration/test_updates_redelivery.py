@@ -30,14 +30,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpdateWorl
         yield found
 
 
-def _ask(w: UpdateWorld, signed: Signed) -> tuple[int, bytes]:
-    site = w.client()
-    try:
-        return site.request_update(signed.body, signed.mac)
-    finally:
-        site.close()
-
-
 def _counts(w: UpdateWorld) -> tuple[int, ...]:
     return (w.deliveries(), len(w.audit("update_delivered")),
             len(w.audit("update_redelivered")), len(w.audit("alarm_clone")))
@@ -47,7 +39,7 @@ def _refused(w: UpdateWorld, signed: Signed, expected: type[Refused], event: str
     """Refused with ``expected``, audited once as ``event``, nothing delivered."""
     before, entries = _counts(w), len(w.audit(event))
     with pytest.raises(expected) as caught:
-        _ask(w, signed)
+        w.ask(signed)
     assert w.audit(event)[entries:][-1]["code"] == expected.code
     assert len(w.audit(event)) == entries + 1
     assert _counts(w)[:3] == before[:3]
@@ -88,10 +80,10 @@ def test_the_same_request_gets_the_same_package_until_its_result_is_reported(
     w, _chips = world
     device = w.device("VSWD0001")
     signed = device.make_request()
-    first = _ask(w, signed)
+    first = w.ask(signed)
     before = _counts(w)
-    assert _ask(w, signed) == first  # same delivery_id, manifest, signature and ciphertext
-    assert _ask(w, signed) == first
+    assert w.ask(signed) == first  # same delivery_id, manifest, signature and ciphertext
+    assert w.ask(signed) == first
     assert _counts(w) == (before[0], before[1], before[2] + 2, before[3])
     result = device.install(first[1])
     assert result.body[5] == 1  # installed
@@ -109,7 +101,7 @@ def test_variants_of_a_delivered_request_are_refused(
     w, chips = world
     device = w.device("VSWD0002")
     signed = device.make_request()
-    delivery_id, _package = _ask(w, signed)
+    delivery_id, _package = w.ask(signed)
     # Same nonce, MAC flipped: spoofing, refused before the nonce is looked at.
     flipped = Signed(signed.body, bytes([signed.mac[0] ^ 1]) + signed.mac[1:])
     _refused(w, flipped, BadMac, "alarm_bad_mac")
@@ -130,7 +122,7 @@ def test_variants_of_a_delivered_request_are_refused(
     _refused(w, _signed(w, chips[2], fresh), AlreadyDelivered, "alarm_clone")
     assert w.audit("alarm_clone")[clones]["first_request"]["delivery_id"] == delivery_id  # type: ignore[index]
     # The retry itself is still answered (no result reported yet).
-    assert _ask(w, signed)[0] == delivery_id
+    assert w.ask(signed)[0] == delivery_id
 
 
 def test_the_package_as_raw_body_and_as_json_base64_are_the_same_delivery(
@@ -138,7 +130,7 @@ def test_the_package_as_raw_body_and_as_json_base64_are_the_same_delivery(
     """The relay accepts the raw package (spec §6); a client that does not gets JSON."""
     w, _chips = world
     signed = w.device("VSWD0003").make_request()
-    delivery_id, package = _ask(w, signed)
+    delivery_id, package = w.ask(signed)
     request = UpdateRequest.parse(signed.body)
     body = {"device_id": request.device_id, "current_version": request.current_version,
             "security_counter": request.security_counter, "nonce": request.nonce.hex(),

@@ -45,19 +45,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpdateWorl
         yield found
 
 
-def _ask(w: UpdateWorld, signed: Signed) -> tuple[int, bytes]:
-    site = w.client()
-    try:
-        return site.request_update(signed.body, signed.mac)
-    finally:
-        site.close()
-
-
 def _refused(w: UpdateWorld, signed: Signed, expected: type[Refused], event: str) -> Refused:
     """Assert the request is refused with ``expected``, nothing delivered, one audit entry."""
     deliveries, entries = w.deliveries(), len(w.audit(event))
     with pytest.raises(expected) as caught:
-        _ask(w, signed)
+        w.ask(signed)
     assert w.deliveries() == deliveries
     audited = w.audit(event)
     assert len(audited) == entries + 1
@@ -78,7 +70,7 @@ def test_clone_updates_once_then_already_delivered_with_an_alarm_naming_both(
     w, _chips = world
     clone_board(w.board_dir, "VSWD0000", "CLONE0000", os.urandom(12))
     original = w.device("VSWD0000")
-    delivery_id, package = _ask(w, original.make_request())
+    delivery_id, package = w.ask(original.make_request())
     assert original.install(package).body[5] == 1  # installed
     clone = w.device("CLONE0000")
     assert clone.device_id == original.device_id
@@ -121,7 +113,7 @@ def test_bad_mac_is_refused_with_a_spoofing_alarm(world: tuple[UpdateWorld, list
 def test_replayed_nonce_up_to_date_and_downgrade(world: tuple[UpdateWorld, list[bytes]]) -> None:
     w, chips = world
     device = w.device("VSWD0001")
-    _ask(w, device.make_request())
+    w.ask(device.make_request())
     forged = _forged(w, chips[1], device.device_id, "1.1.0")
     _refused(w, forged, UpToDate, "update_refused")
     # Its nonce was used by a refused request (a delivered one: test_updates_redelivery).
@@ -142,7 +134,7 @@ def test_not_entitled_when_revoked_or_ended_and_entitled_again(
     refusal = _refused(w, device.make_request(), NotEntitled, "update_refused")
     assert "ended" in refusal.detail
     devices.entitle(ctx, str(device.device_id), until=datetime.now(UTC) + timedelta(days=30))
-    delivery_id, _package = _ask(w, device.make_request())
+    delivery_id, _package = w.ask(device.make_request())
     assert delivery_id > 0
 
 
@@ -160,7 +152,7 @@ def test_rate_limit_per_source(tmp_path_factory: pytest.TempPathFactory) -> None
         codes = []
         for _ in range(6):
             try:
-                _ask(w, device.make_request())
+                w.ask(device.make_request())
             except Refused as exc:
                 codes.append(exc.code)
         # Burst of two (no release yet: up_to_date), then the bucket is empty.
@@ -180,7 +172,7 @@ def test_signatures_are_checked_on_every_use_of_a_release_or_template(
                         .values(requires_version=0, security_counter=0x030000))
     deliveries = w.deliveries()
     with pytest.raises(ReleaseInvalid) as caught:  # test_updates_release_tamper: each field
-        _ask(w, w.device("VSWD0002").make_request())
+        w.ask(w.device("VSWD0002").make_request())
     assert "manufacturer signature does not verify" in caught.value.detail
     assert w.deliveries() == deliveries
     with ctx.factory() as session:  # never committed: the change is rolled back at exit

@@ -22,14 +22,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpdateWorl
         yield found
 
 
-def _ask(w: UpdateWorld, signed: Signed) -> tuple[int, bytes]:
-    site = w.client()
-    try:
-        return site.request_update(signed.body, signed.mac)
-    finally:
-        site.close()
-
-
 def _release_id(w: UpdateWorld, version: str) -> str:
     with w.updates.context.factory() as session:
         found = session.scalar(select(Release.release_id)
@@ -51,7 +43,7 @@ def _refused_invalid(w: UpdateWorld, signed: Signed, release_id: str) -> None:
     deliveries, alarms = w.deliveries(), len(w.audit("alarm_release_invalid"))
     redelivered = len(w.audit("update_redelivered"))
     with pytest.raises(ReleaseInvalid) as caught:
-        _ask(w, signed)
+        w.ask(signed)
     assert release_id in caught.value.detail
     assert w.deliveries() == deliveries
     assert len(w.audit("update_redelivered")) == redelivered
@@ -101,8 +93,8 @@ def test_a_release_edited_after_delivery_is_not_delivered_again(
     w.add_release("20.0.0", app_image("release 20.0.0"))
     release_id = _release_id(w, "20.0.0")
     signed = w.device("VSWD0001").make_request()
-    delivery_id, _package = _ask(w, signed)
-    assert _ask(w, signed)[0] == delivery_id  # the intact row: answered again
+    delivery_id, _package = w.ask(signed)
+    assert w.ask(signed)[0] == delivery_id  # the intact row: answered again
     with w.updates.context.factory() as session:
         row = session.get(Release, release_id)
         assert row is not None

@@ -19,7 +19,7 @@ from station_fixtures import STATION_PASSPHRASE, TEST_SCRYPT_N, site_devices
 from provisioner.crypto.signing import VerifyKey
 from provisioner.demo import DEMO_PRODUCT, DemoSite, demo_site, virtual_boards
 from provisioner.relay.site_updates import UpdateSite
-from provisioner.sim.device.device import ReferenceDevice, board_paths
+from provisioner.sim.device.device import ReferenceDevice, Signed, board_paths
 from provisioner.sim.firmware import pseudo_code, vector_table
 from provisioner.site.db.models import AuditRow, UpdateDelivery
 from provisioner.site.server import SiteServer, run_in_thread
@@ -54,6 +54,14 @@ class UpdateWorld:
     def client(self) -> UpdateSite:
         """A relay-side client of the update listener."""
         return UpdateSite(self.updates.url, self.ca_path)
+
+    def ask(self, signed: Signed) -> tuple[int, bytes]:
+        """Carry one signed device request to the site; return (delivery ID, package)."""
+        site = self.client()
+        try:
+            return site.request_update(signed.body, signed.mac)
+        finally:
+            site.close()
 
     def device(self, probe_uid: str, **kwargs: object) -> ReferenceDevice:
         """The reference device on a board (booted)."""
