@@ -21,13 +21,14 @@ def _key_id(raw: bytes) -> str:
 class VerifyKey:
     """An Ed25519 public key."""
 
-    __slots__ = ("_key", "raw")
+    __slots__ = ("_key", "_key_id", "raw")
 
     def __init__(self, key: Ed25519PublicKey) -> None:
         self._key = key
         self.raw: bytes = key.public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
+        self._key_id = _key_id(self.raw)  # named in every audit entry: hashed once
 
     @classmethod
     def from_raw(cls, raw: bytes) -> VerifyKey:
@@ -65,7 +66,7 @@ class VerifyKey:
     @property
     def key_id(self) -> str:
         """First 8 bytes of SHA-256 over the raw public key, as hex."""
-        return _key_id(self.raw)
+        return self._key_id
 
     def verify(self, data: bytes, signature: bytes, what: str = "data") -> None:
         """Check ``signature`` over ``data``.
