@@ -89,6 +89,25 @@ class KeyStreams:
         with self._lock:
             self._streams[station_id] = stream
 
+    def advance_cached(self, station_id: str, drbg_index: int, *, window: int) -> bool:
+        """Move a cached stream forward to ``drbg_index`` when it is at most ``window`` steps
+        behind; return False (nothing done) when no stream is cached or it passed the index.
+
+        The steady state of a station's grants (index n after n-1) costs no database read.
+        """
+        with self._lock:
+            stream = self._streams.pop(station_id, None)
+        if stream is None:
+            return False
+        if 0 <= drbg_index - stream.next_index <= window:
+            stream.advance_to(drbg_index)
+            moved = True
+        else:
+            moved = False
+        with self._lock:
+            self._streams.setdefault(station_id, stream)
+        return moved
+
     def _positioned(self, station_id: str, wrapped_seed: bytes, drbg_index: int) -> KeyStream:
         """Take the cached stream out, or a new one if there is none or it passed the index."""
         with self._lock:

@@ -204,11 +204,11 @@ def issue_grant(
 ) -> GrantResponse:
     """Grant a device ID to a chip, or raise the refusal (audited either way).
 
-    One transaction: station row lock, order row lock, policy, device + grant rows, station's
-    next index, order's reserved count, audit entry. Repeating a ``request_id`` returns the
-    same grant. The key stream is moved to the index first, before any lock is taken. An order
-    out of quota first releases its expired reservations (audited) and decides once more, so an
-    abandoned grant never holds a unit past its ``expires_at``.
+    One transaction: station and chip row locks, order row lock, policy, device + grant rows,
+    station's next index, order's reserved count, audit entry. Repeating a ``request_id``
+    returns the same grant. The key stream is moved to the index first, before any lock is
+    taken. An order out of quota first releases its expired reservations (audited) and
+    decides once more, so an abandoned grant never holds a unit past its ``expires_at``.
     """
     try:
         with ctx.engine.connect() as conn:
@@ -235,13 +235,18 @@ def _warm_key_stream(ctx: SiteContext, conn: Connection, station_id: str, drbg_i
                      ) -> None:
     """Fast-forward the station's cached key stream to ``drbg_index`` outside any lock.
 
-    Only for an index the policy can grant (within the window past the station's next index,
-    read without a lock); anything else is refused in the transaction. Under the locks the
-    key is then one DRBG step away, unless another process moved the station on meanwhile.
+    Only for an index the policy can grant (within the window past the station's next index);
+    anything else is refused in the transaction. A stream this process holds at most a
+    window behind moves on without a database read (a station's next grant); otherwise the
+    station's next index is read without a lock. Under the locks the key is then one DRBG
+    step away, unless another process moved the station on meanwhile.
     """
-    station = grant_rows.read_station(conn, station_id, lock=False)
+    window = ctx.settings.index_window
+    if ctx.keystreams.advance_cached(station_id, drbg_index, window=window):
+        return
+    station = grant_rows.read_station(conn, station_id)
     conn.rollback()  # ends the read: no lock is held while the stream moves
-    if station is not None and 0 <= drbg_index - station.next_index <= ctx.settings.index_window:
+    if station is not None and 0 <= drbg_index - station.next_index <= window:
         ctx.keystreams.advance(station_id, station.wrapped_seed, drbg_index)
 
 
@@ -250,12 +255,12 @@ def _issue(
     request: GrantRequest,
 ) -> GrantResponse:
     now = ctx.clock()
-    station = grant_rows.read_station(conn, station_id, lock=True)
-    if station is None:
-        raise StationInactive(f"station {station_id} is not enrolled")
     facts = grant_rows.request_facts(conn, token_sha256=token_digest(token),
                                      station_id=station_id, request_id=request.request_id,
-                                     order_id=order_id)
+                                     order_id=order_id, chip_uid=request.chip_uid)
+    station = facts.station
+    if station is None:
+        raise StationInactive(f"station {station_id} is not enrolled")
     operator_id = session_operator(facts.session, station_id, now)
     order, existing = facts.order, facts.existing
     if order is None:
@@ -271,10 +276,10 @@ def _issue(
                      existing.drbg_index, existing.expires_at, facts.firmware)
     # Decide once without the order lock (refusals write nothing), do the costly work and
     # write the chip's rows, and take the order's row lock last: it is held only for the
-    # quota decision, the counter and the audit entry. A chip seen before is row-locked
-    # here; a new chip's unique chip_uid makes a concurrent insert of the same chip wait and
-    # then fail (duplicate_chip).
-    chip = grant_rows.lock_chip(conn, request.chip_uid)
+    # quota decision, the counter and the audit entry. A chip seen before was row-locked
+    # with the facts; a new chip's unique chip_uid makes a concurrent insert of the same chip
+    # wait and then fail (duplicate_chip).
+    chip = facts.chip
     chip_before = ChipSnapshot(request.chip_uid) if chip is None else ChipSnapshot(
         request.chip_uid, *chip)
     # The policy asks only whether this station is among the allowed ones.

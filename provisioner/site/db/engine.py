@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out (a
+# server restart or an idle-connection timeout broke it meanwhile); one in steady use is not,
+# which saves a round trip per checkout. A connection broken while in use fails its statement,
+# and SQLAlchemy then discards every pooled connection older than the failure.
+PING_AFTER_IDLE_S = 5.0
+_RETURNED_AT = "returned_at"
 
 
 def sqlite_url(path: str) -> str:
@@ -42,7 +50,35 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    event.listen(engine, "checkin", _note_return)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _note_return(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Pool checkout hook: ping a connection that sat idle; a dead one is replaced.
+
+    Raising ``DisconnectionError`` makes the pool discard the connection and check out
+    another (SQLAlchemy docs, "Disconnect Handling - Pessimistic", custom ping).
+    """
+    returned = record.info.get(_RETURNED_AT)
+    if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_S:
+        return  # new, or in steady use
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()
+    except Exception as exc:  # any failure means this connection is unusable
+        raise DisconnectionError(f"pooled connection failed its ping: {type(exc).__name__}"
+                                 ) from exc
 
 
 def is_postgresql(session: Session) -> bool:

@@ -78,13 +78,11 @@ class OrderRow:
 _STATION_COLUMNS = (_STATIONS.c.station_id, _STATIONS.c.status, _STATIONS.c.next_index,
                     _STATIONS.c.wrapped_seed, _STATIONS.c.wrapped_transport_key)
 _STATION = select(*_STATION_COLUMNS).where(_STATIONS.c.station_id == bindparam("station_id"))
-_LOCK_STATION = _STATION.with_for_update(key_share=True)
 
 
-def read_station(conn: Connection, station_id: str, *, lock: bool) -> StationRow | None:
-    """Return a station (under its row lock when ``lock``: serialises one station's grants)."""
-    row = conn.execute(_LOCK_STATION if lock else _STATION,
-                       {"station_id": station_id}).one_or_none()
+def read_station(conn: Connection, station_id: str) -> StationRow | None:
+    """Return a station, read without a lock (:func:`request_facts` takes its row lock)."""
+    row = conn.execute(_STATION, {"station_id": station_id}).one_or_none()
     return None if row is None else StationRow(*row)
 
 
@@ -111,8 +109,10 @@ _ORDER_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class RequestFacts:
-    """Everything a grant request is decided on besides the locked rows, read in one go."""
+    """Everything a grant request is decided on, read in one statement."""
 
+    station: StationRow | None  # row-locked
+    chip: tuple[int, str, str, int] | None  # (device_id, order_id, status, attempts), locked
     session: tuple[str, str, datetime] | None  # (operator_id, station_id, expires_at)
     existing: GrantRow | None
     order: OrderRow | None
@@ -133,7 +133,19 @@ def _facts_columns(table: FromClause, prefix: str) -> list[Label[object]]:
     return [table.c[name].label(f"{prefix}{name}") for name in _FIRMWARE_FACT_NAMES]
 
 
+_CHIP_COLUMNS = (_DEVICES.c.device_id, _DEVICES.c.order_id, _DEVICES.c.status,
+                 _DEVICES.c.attempts)
+# The station's and the chip's row locks ride in the same statement as the reads (one round
+# trip, not three), each as a locking CTE joined on TRUE so its row is optional. Lock order
+# as before: the station (it serialises one station's grants), then a known chip's device row.
+_LOCKED_STATION = _STATION.with_for_update(key_share=True).cte("locked_station")
+_LOCKED_CHIP = select(*_CHIP_COLUMNS).where(
+    _DEVICES.c.chip_uid == bindparam("chip_uid")).with_for_update().cte("locked_chip")
+_TRUE = literal_column("1") == literal_column("1")
+
 _REQUEST_FACTS = select(
+    *(column.label(f"s_{column.name}") for column in _LOCKED_STATION.c),
+    *(column.label(f"c_{column.name}") for column in _LOCKED_CHIP.c),
     _SESSIONS.c.operator_id, _SESSIONS.c.station_id, _SESSIONS.c.expires_at,
     *_GRANT_COLUMNS,
     *(column.label(f"order_{column.name}") for column in _ORDER_COLUMNS),
@@ -142,6 +154,8 @@ _REQUEST_FACTS = select(
     *_facts_columns(_BOOTLOADER, "b_"), *_facts_columns(_APPLICATION, "a_"),
 ).select_from(
     _ANCHOR
+    .outerjoin(_LOCKED_STATION, _TRUE)
+    .outerjoin(_LOCKED_CHIP, _TRUE)
     .outerjoin(_SESSIONS, _SESSIONS.c.token_sha256 == bindparam("token_sha256"))
     .outerjoin(_GRANTS, and_(_GRANTS.c.station_id == bindparam("station_id"),
                              _GRANTS.c.request_id == bindparam("request_id")))
@@ -149,36 +163,28 @@ _REQUEST_FACTS = select(
     .outerjoin(_BOOTLOADER, _BOOTLOADER.c.firmware_id == _ORDERS.c.bootloader_id)
     .outerjoin(_APPLICATION, _APPLICATION.c.firmware_id == _ORDERS.c.application_id)
 )
+_S, _C = len(_STATION_COLUMNS), len(_CHIP_COLUMNS)
 
 
 def request_facts(conn: Connection, *, token_sha256: str, station_id: str, request_id: str,
-                  order_id: str) -> RequestFacts:
-    """Read a request's session, earlier grant, order, station permission and the order's
-    firmware facts in one statement (no row locks)."""
-    row = conn.execute(_REQUEST_FACTS, {
+                  order_id: str, chip_uid: str) -> RequestFacts:
+    """Lock the station's row and a known chip's device row, and read the request's session,
+    earlier grant, order, station permission and the order's firmware facts: one statement."""
+    values = tuple(conn.execute(_REQUEST_FACTS, {
         "token_sha256": token_sha256, "station_id": station_id, "request_id": request_id,
-        "order_id": order_id}).one()
-    values = tuple(row)
-    session = None if values[0] is None else (values[0], values[1], values[2])
-    existing = None if values[3] is None else GrantRow(*values[3:9])
-    order = None if values[9] is None else OrderRow(*values[9:18])
+        "order_id": order_id, "chip_uid": chip_uid}).one())
+    station = None if values[0] is None else StationRow(*values[:_S])
+    chip = None if values[_S] is None else (
+        int(values[_S]), str(values[_S + 1]), str(values[_S + 2]), int(values[_S + 3]))
+    rest = values[_S + _C:]
+    session = None if rest[0] is None else (rest[0], rest[1], rest[2])
+    existing = None if rest[3] is None else GrantRow(*rest[3:9])
+    order = None if rest[9] is None else OrderRow(*rest[9:18])
     firmware = {facts.firmware_id: facts for facts in (
-        None if values[19] is None else FirmwareFacts(*values[19:26]),
-        None if values[26] is None else FirmwareFacts(*values[26:33]),
+        None if rest[19] is None else FirmwareFacts(*rest[19:26]),
+        None if rest[26] is None else FirmwareFacts(*rest[26:33]),
     ) if facts is not None}
-    return RequestFacts(session, existing, order, bool(values[18]), firmware)
-
-
-_CHIP_COLUMNS = (_DEVICES.c.device_id, _DEVICES.c.order_id, _DEVICES.c.status,
-                 _DEVICES.c.attempts)
-_LOCK_CHIP = select(*_CHIP_COLUMNS).where(
-    _DEVICES.c.chip_uid == bindparam("chip_uid")).with_for_update()
-
-
-def lock_chip(conn: Connection, chip_uid: str) -> tuple[int, str, str, int] | None:
-    """Return ``(device_id, order_id, status, attempts)`` of a known chip, row-locked."""
-    row = conn.execute(_LOCK_CHIP, {"chip_uid": chip_uid}).one_or_none()
-    return None if row is None else (row[0], row[1], row[2], row[3])
+    return RequestFacts(station, chip, session, existing, order, bool(rest[18]), firmware)
 
 
 @dataclass(frozen=True, slots=True)
