@@ -52,7 +52,7 @@ from provisioner.site.reconcile import (
     release_expired,
     release_reservation,
 )
-from provisioner.site.sessions import operator_for_token, session_operator, token_digest
+from provisioner.site.sessions import session_operator, token_digest
 from provisioner.wire import (
     AttemptResult,
     CompleteRequest,
@@ -344,11 +344,12 @@ def complete_grant(
     """
     with ctx.engine.begin() as conn:
         now = ctx.clock()
-        operator_for_token(conn, token, station_id, now)
-        grant = grant_rows.lock_grant(conn, grant_id)
+        facts = grant_rows.completion_facts(conn, token_sha256=token_digest(token),
+                                            grant_id=grant_id)
+        session_operator(facts.session, station_id, now)
+        grant, device = facts.grant, facts.device
         if grant is None or grant.station_id != station_id:
             raise GrantNotFound(f"grant {grant_id} does not exist for station {station_id}")
-        device = grant_rows.lock_device(conn, grant.device_id)
         if device is None:
             raise GrantNotFound(f"grant {grant_id} has no device row")
         if grant.result is not None:

@@ -318,27 +318,49 @@ class LockedDevice:
     image_sha256: str
 
 
-_LOCK_GRANT = select(
+_GRANT_LOCK_COLUMNS = (
     _GRANTS.c.grant_id, _GRANTS.c.station_id, _GRANTS.c.order_id, _GRANTS.c.device_id,
     _GRANTS.c.drbg_index, _GRANTS.c.operator_id, _GRANTS.c.result,
     _GRANTS.c.complete_request_id, _GRANTS.c.expires_at,
-).where(_GRANTS.c.grant_id == bindparam("grant_id")).with_for_update()
-_LOCK_DEVICE = select(
-    _DEVICES.c.device_id, _DEVICES.c.chip_uid, _DEVICES.c.status, _DEVICES.c.attempts,
-    _DEVICES.c.image_sha256,
-).where(_DEVICES.c.device_id == bindparam("device_id")).with_for_update()
+)
+_DEVICE_LOCK_COLUMNS = (_DEVICES.c.device_id, _DEVICES.c.chip_uid, _DEVICES.c.status,
+                        _DEVICES.c.attempts, _DEVICES.c.image_sha256)
+# Lock order as in every grant path: the grant's row, then its device's row.
+_LOCKED_GRANT = select(*_GRANT_LOCK_COLUMNS).where(
+    _GRANTS.c.grant_id == bindparam("grant_id")).with_for_update().cte("locked_grant")
+_LOCKED_DEVICE = select(*_DEVICE_LOCK_COLUMNS).where(
+    _DEVICES.c.device_id == select(_LOCKED_GRANT.c.device_id).scalar_subquery()
+).with_for_update().cte("locked_device")
+_COMPLETION_FACTS = select(
+    _SESSIONS.c.operator_id, _SESSIONS.c.station_id, _SESSIONS.c.expires_at,
+    *(column.label(f"g_{column.name}") for column in _LOCKED_GRANT.c),
+    *(column.label(f"d_{column.name}") for column in _LOCKED_DEVICE.c),
+).select_from(
+    _ANCHOR
+    .outerjoin(_SESSIONS, _SESSIONS.c.token_sha256 == bindparam("token_sha256"))
+    .outerjoin(_LOCKED_GRANT, _TRUE)
+    .outerjoin(_LOCKED_DEVICE, _TRUE)
+)
+_G = len(_GRANT_LOCK_COLUMNS)
 
 
-def lock_grant(conn: Connection, grant_id: str) -> LockedGrant | None:
-    """Return a grant under its row lock, if it exists."""
-    row = conn.execute(_LOCK_GRANT, {"grant_id": grant_id}).one_or_none()
-    return None if row is None else LockedGrant(*row)
+@dataclass(frozen=True, slots=True)
+class CompletionFacts:
+    """A completion's session row, and its grant and device rows under their row locks."""
+
+    session: tuple[str, str, datetime] | None  # (operator_id, station_id, expires_at)
+    grant: LockedGrant | None
+    device: LockedDevice | None
 
 
-def lock_device(conn: Connection, device_id: int) -> LockedDevice | None:
-    """Return a device under its row lock, if it exists."""
-    row = conn.execute(_LOCK_DEVICE, {"device_id": device_id}).one_or_none()
-    return None if row is None else LockedDevice(*row)
+def completion_facts(conn: Connection, *, token_sha256: str, grant_id: str) -> CompletionFacts:
+    """Read a completion's session, and lock and read its grant and device: one statement."""
+    values = tuple(conn.execute(_COMPLETION_FACTS, {
+        "token_sha256": token_sha256, "grant_id": grant_id}).one())
+    session = None if values[0] is None else (values[0], values[1], values[2])
+    grant = None if values[3] is None else LockedGrant(*values[3:3 + _G])
+    device = None if values[3 + _G] is None else LockedDevice(*values[3 + _G:])
+    return CompletionFacts(session, grant, device)
 
 
 _COMPLETE_DEVICE = update(_DEVICES).where(
@@ -349,6 +371,8 @@ _COMPLETE_GRANT = update(_GRANTS).where(
     _GRANTS.c.grant_id == bindparam("match_grant_id")).values(
     result=bindparam("new_result"), complete_request_id=bindparam("new_request_id"),
     completed_at=bindparam("now"))
+# PostgreSQL: both updates in one round trip (rows already locked by this transaction).
+_COMPLETE_BOTH_PG = _COMPLETE_GRANT.add_cte(_COMPLETE_DEVICE.cte("completed_device"))
 
 
 def record_outcome(
@@ -356,7 +380,11 @@ def record_outcome(
     result: str, request_id: str, now: datetime,
 ) -> None:
     """Store a completion on its (locked) device and grant rows."""
-    conn.execute(_COMPLETE_DEVICE, {"match_device_id": device_id, "new_status": status,
-                                    "new_attempts": attempts, "now": now})
-    conn.execute(_COMPLETE_GRANT, {"match_grant_id": grant_id, "new_result": result,
-                                   "new_request_id": request_id, "now": now})
+    params = {"match_device_id": device_id, "new_status": status, "new_attempts": attempts,
+              "now": now, "match_grant_id": grant_id, "new_result": result,
+              "new_request_id": request_id}
+    if conn.dialect.name == "postgresql":
+        conn.execute(_COMPLETE_BOTH_PG, params)
+        return
+    conn.execute(_COMPLETE_DEVICE, params)
+    conn.execute(_COMPLETE_GRANT, params)
