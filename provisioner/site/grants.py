@@ -38,6 +38,7 @@ from provisioner.site.context import (
     transport_aad,
 )
 from provisioner.site.db import grant_rows, repo
+from provisioner.site.db.engine import reading
 from provisioner.site.db.models import Device, Firmware, Grant
 from provisioner.site.policy import (
     ChipSnapshot,
@@ -211,8 +212,8 @@ def issue_grant(
     decides once more, so an abandoned grant never holds a unit past its ``expires_at``.
     """
     try:
+        _warm_key_stream(ctx, station_id, request.drbg_index)
         with ctx.engine.connect() as conn:
-            _warm_key_stream(ctx, conn, station_id, request.drbg_index)
             try:
                 with conn.begin():
                     return _issue(ctx, conn, station_id, token, order_id, request)
@@ -231,21 +232,20 @@ def issue_grant(
         raise
 
 
-def _warm_key_stream(ctx: SiteContext, conn: Connection, station_id: str, drbg_index: int
-                     ) -> None:
+def _warm_key_stream(ctx: SiteContext, station_id: str, drbg_index: int) -> None:
     """Fast-forward the station's cached key stream to ``drbg_index`` outside any lock.
 
     Only for an index the policy can grant (within the window past the station's next index);
     anything else is refused in the transaction. A stream this process holds at most a
     window behind moves on without a database read (a station's next grant); otherwise the
-    station's next index is read without a lock. Under the locks the key is then one DRBG
-    step away, unless another process moved the station on meanwhile.
+    station's next index is read first, without a lock. Under the locks the key is then one
+    DRBG step away, unless another process moved the station on meanwhile.
     """
     window = ctx.settings.index_window
     if ctx.keystreams.advance_cached(station_id, drbg_index, window=window):
         return
-    station = grant_rows.read_station(conn, station_id)
-    conn.rollback()  # ends the read: no lock is held while the stream moves
+    with reading(ctx.engine) as conn:
+        station = grant_rows.read_station(conn, station_id)
     if station is not None and 0 <= drbg_index - station.next_index <= window:
         ctx.keystreams.advance(station_id, station.wrapped_seed, drbg_index)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,9 +38,24 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cursor.close()
 
 
+# Execution option of a connection that only reads (see :func:`reading`).
+READ_ONLY = "provisioner_read_only"
+
+
 def _on_sqlite_begin(connection: Any) -> None:
-    # Every site transaction takes the write lock up front: the SQLite form of the row lock.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Every site transaction that may write takes the write lock up front: the SQLite form of
+    # the row lock. A read-only one begins deferred: in WAL mode it reads a consistent
+    # snapshot and neither waits for nor blocks a writer.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only: on SQLite its transactions do not take the write lock
+    (it must not write: a deferred transaction that writes can fail as busy)."""
+    with engine.connect() as connection:
+        yield connection.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
