@@ -26,10 +26,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 from psycopg import sql
 from site_inprocess import InProcessResult, run_in_process
@@ -68,10 +69,18 @@ class Result:
     duplicates: int
     cpu_s: float
     busy: int
+    clients_cpu_s: float  # the 32 stations' processes (httpx, TLS)
+    database_cpu_s: float  # the PostgreSQL server's processes (0 for SQLite: in the site)
 
     @property
     def cpu_ms_per_grant(self) -> float:
         return self.cpu_s * 1000 / max(self.grants, 1)
+
+    @property
+    def machine_ms_per_grant(self) -> float:
+        """CPU of site, stations and database server per grant: what bounds the rate here."""
+        total = self.cpu_s + self.clients_cpu_s + self.database_cpu_s
+        return total * 1000 / max(self.grants, 1)
 
     @property
     def rate(self) -> float:
@@ -172,14 +181,26 @@ def _station(url: str, identity: Identity, count: int, barrier: Barrier
 
 
 def _client(url: str, identities: list[Identity], count: int, barrier: Barrier,
-            results: multiprocessing.Queue[tuple[list[float], int]]) -> None:
+            results: multiprocessing.Queue[tuple[list[float], int]], finished: Event) -> None:
     """One client process: a thread per station; puts its latencies and busy count on
-    ``results``."""
+    ``results``, then stays until ``finished`` (the parent reads its CPU time meanwhile)."""
     with ThreadPoolExecutor(len(identities)) as pool:
         futures = [pool.submit(_station, url, i, count, barrier) for i in identities]
         done = [future.result() for future in futures]
         results.put(([latency for latencies, _ in done for latency in latencies],
                      sum(len(busy) for _, busy in done)))
+    finished.wait(60)
+
+
+def _database_cpu_s() -> float:
+    """User + system CPU seconds of the local PostgreSQL server's processes (0 if none)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("postgres", "postmaster"):
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
 
 
 def run(engine: str, db_url: str | None, per_station: int, workers: int,
@@ -197,21 +218,26 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
             spawn = multiprocessing.get_context("spawn")
             barrier = spawn.Barrier(STATIONS + 1)
             queue: multiprocessing.Queue[tuple[list[float], int]] = spawn.Queue()
+            finished = spawn.Event()
             clients = [
-                spawn.Process(target=_client,
-                              args=(url, identities[n::processes], per_station, barrier, queue))
+                spawn.Process(target=_client, args=(
+                    url, identities[n::processes], per_station, barrier, queue, finished))
                 for n in range(processes)
             ]
             for client in clients:
                 client.start()
+            watched = [psutil.Process(client.pid) for client in clients]
             barrier.wait(timeout=120)
             start = time.perf_counter()
-            cpu_start = cpu_s(server)
+            cpu_start, clients_start = cpu_s(server), sum(map(cpu_s, watched))
+            database_start = _database_cpu_s()
             reports = [queue.get(timeout=600) for _ in clients]
             answers = [latency for latencies, _ in reports for latency in latencies]
             busy = sum(count for _, count in reports)
             seconds = time.perf_counter() - start
-            cpu = cpu_s(server) - cpu_start
+            cpu, clients_cpu = cpu_s(server) - cpu_start, sum(map(cpu_s, watched)) - clients_start
+            database_cpu = _database_cpu_s() - database_start
+            finished.set()
             for client in clients:
                 client.join(timeout=30)
         ctx = open_site(root)
@@ -226,7 +252,9 @@ def run(engine: str, db_url: str | None, per_station: int, workers: int,
         cuts = statistics.quantiles(latencies, n=100)
         return Result(engine, keys, grants, len(answers) - len(latencies), seconds,
                       cuts[49] * 1000, cuts[98] * 1000,
-                      duplicates=(devices - chips) + (grants - devices), cpu_s=cpu, busy=busy)
+                      duplicates=(devices - chips) + (grants - devices), cpu_s=cpu, busy=busy,
+                      clients_cpu_s=clients_cpu,
+                      database_cpu_s=database_cpu if engine == "postgresql" else 0.0)
 
 
 def run_local(engine: str, db_url: str | None, per_station: int) -> InProcessResult:
@@ -243,6 +271,11 @@ def _print(r: Result, label: str = "") -> None:
           f"p99 {r.p99_ms:6.1f} ms  site CPU {r.cpu_ms_per_grant:5.2f} ms/grant  "
           f"granted {r.grants}  refused {r.refused}  busy {r.busy}  "
           f"duplicates {r.duplicates}")
+    per = 1000 / max(r.grants, 1)
+    cpus = os.cpu_count() or 1
+    print(f"{'':<11} {'':<7}{label} CPU per grant: stations {r.clients_cpu_s * per:5.2f} ms, "
+          f"database server {r.database_cpu_s * per:5.2f} ms, all {r.machine_ms_per_grant:5.2f}"
+          f" ms -> at most {cpus * 1000 / r.machine_ms_per_grant:5.0f} grants/s on {cpus} CPUs")
 
 
 def _sweep(workers: list[int], per_station: int, processes: int) -> None:

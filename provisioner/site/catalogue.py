@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -108,7 +109,20 @@ def _find_firmware(session: Session, kind: FirmwareKind, product: str, version: 
     return row
 
 
-def check_firmware_profile(firmware: Firmware, profile: str) -> None:
+class FirmwareLabel(Protocol):
+    """What a firmware row says of itself: an ORM row or the grant path's plain facts."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def product(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def profile(self) -> str | None: ...
+
+
+def check_firmware_profile(firmware: FirmwareLabel, profile: str) -> None:
     """Refuse firmware registered for another hardware profile than ``profile``.
 
     An application stored without a profile fits any board; a bootloader template always has

@@ -39,7 +39,7 @@ from provisioner.site.context import (
 )
 from provisioner.site.db import grant_rows, repo
 from provisioner.site.db.engine import reading
-from provisioner.site.db.models import Device, Firmware, Grant
+from provisioner.site.db.models import Device, Grant
 from provisioner.site.policy import (
     ChipSnapshot,
     OrderSnapshot,
@@ -101,9 +101,7 @@ def _check_order_firmware(
     """Refuse an order whose firmware rows were registered for another profile (defence in depth:
     ``create_order`` refuses this, so it means an old order or a changed database)."""
     for row in facts:
-        check_firmware_profile(
-            Firmware(kind=row.kind, product=row.product, version=row.version,
-                     profile=row.profile), order.profile)
+        check_firmware_profile(row, order.profile)
 
 
 def _firmware(ctx: SiteContext, conn: Connection | Session, firmware_id: str) -> Template:
