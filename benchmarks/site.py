@@ -2,7 +2,8 @@
 site keys in files vs on a SoftHSM2 PKCS#11 token.
 
 Run: python benchmarks/site.py [--grants-per-station N] [--workers W] [--client-processes P]
-     [--skip-postgresql] [--keys files|pkcs11|both] [--in-process]
+     [--skip-postgresql] [--keys files|pkcs11|both] [--in-process] [--worker-sweep 1,2,4]
+     [--all]   (issue #16's table: in-process, SQLite, PostgreSQL at 1/2/4 workers)
 Prints grants/s, p50/p99 latency, site CPU per grant and duplicate counts per engine and key
 provider, and the ratios between them (``--keys pkcs11`` runs file keys too, as the peer).
 The site runs in its own process(es); the stations run as threads spread over P client
@@ -330,7 +331,19 @@ def main() -> None:
     parser.add_argument("--worker-sweep", metavar="N,N,…",
                         help="PostgreSQL only, one run per worker count (e.g. 1,2,4): "
                              "grants/s and the speed-up over the first")
+    parser.add_argument("--all", action="store_true",
+                        help="the whole table: in-process cost and lock-held time on both "
+                             "engines, SQLite over HTTP, PostgreSQL over HTTP at 1, 2 and 4 "
+                             "workers with the speed-ups")
     args = parser.parse_args()
+    if args.all:
+        per, procs = args.grants_per_station, args.client_processes
+        _print_local(run_local("sqlite", None, per))
+        with _postgres() as url:
+            _print_local(run_local("postgresql", url, per))
+        _print(run("sqlite", None, per, args.sqlite_workers, procs, "files"))
+        _sweep([1, 2, 4], per, procs)
+        return
     if args.worker_sweep:
         _sweep([int(n) for n in args.worker_sweep.split(",")], args.grants_per_station,
                args.client_processes)
