@@ -1,5 +1,6 @@
 """PostgreSQL pool: a connection that sat idle is pinged and replaced when dead; one in
-steady use is not pinged (a dead one fails one statement, and the pool then starts afresh)."""
+steady use is not pinged (a dead one fails one statement, and the pool then starts afresh).
+A reading connection autocommits, and goes back to transactions when it returns."""
 
 from __future__ import annotations
 
@@ -52,3 +53,17 @@ def test_connection_in_steady_use_is_not_pinged(
         _backend_pid(engine)  # handed out unpinged: its statement meets the dead socket
     assert failed.value.connection_invalidated
     assert _backend_pid(engine) != first  # the pool started afresh
+
+
+def test_reading_connection_autocommits_and_goes_back_to_transactions(engine: Engine) -> None:
+    with engine_module.reading(engine) as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        assert conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
+        reader_pid = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+    # The same pooled connection, handed to a writer: its work is one transaction again.
+    with engine.connect() as conn:
+        assert int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()) == reader_pid
+        assert not conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
+        conn.execute(text("CREATE TABLE t (n integer)"))
+        conn.rollback()
+        assert conn.execute(text("SELECT to_regclass('t')")).scalar_one() is None

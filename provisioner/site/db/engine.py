@@ -52,10 +52,17 @@ def _on_sqlite_begin(connection: Any) -> None:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A connection for reads only: on SQLite its transactions do not take the write lock
-    (it must not write: a deferred transaction that writes can fail as busy)."""
+    """A connection for reads only, each statement a consistent snapshot of its own.
+
+    On SQLite its transactions begin deferred (no write lock); on PostgreSQL it runs in
+    autocommit, so a read is one round trip, not BEGIN, SELECT and ROLLBACK. The pool sets
+    the connection back to transactions when it returns. It must not write.
+    """
     with engine.connect() as connection:
-        yield connection.execution_options(**{READ_ONLY: True})
+        if connection.dialect.name == "postgresql":
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            yield connection.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
