@@ -1,4 +1,6 @@
-"""`site serve --workers 4` on PostgreSQL, 64 station processes racing for a quota of 500."""
+"""4 site worker processes on one PostgreSQL, 64 station processes racing for a quota of 500:
+as `site serve --workers 4`, and as two `site serve --workers 2` processes on their own ports
+(the stations split between them)."""
 
 from __future__ import annotations
 
@@ -42,34 +44,52 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SiteSetup, str]]:
+def _start(root: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
+         "--site-dir", str(root), "serve", "--port", str(port), "--workers", str(workers)],
+        stderr=subprocess.DEVNULL,
+    )
+    return process, f"https://127.0.0.1:{port}"
+
+
+def _wait_healthy(setup: SiteSetup, process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 60
+    with httpx.Client(verify=tls_context(setup.ca_path, None), timeout=5) as http:
+        while True:
+            try:
+                if http.get(f"{url}/v1/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "site serve exited"
+            assert time.monotonic() < deadline, "site serve did not start"
+            time.sleep(0.2)
+
+
+# Workers of each `site serve` process: one process of 4, or two processes of 2.
+LAYOUTS = {"one-serve-4-workers": (WORKERS,), "two-serves-2-workers": (2, 2)}
+
+
+@pytest.fixture(scope="module", params=sorted(LAYOUTS))
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[SiteSetup, list[str]]]:
+    layout = LAYOUTS[request.param]
+    assert sum(layout) == WORKERS
     with postgres_database() as db_url:
         root = tmp_path_factory.mktemp("site-workers")
         setup = build_site(root, db_url=db_url, stations=CLIENTS, quantity=QUOTA)
-        port = _free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
-             "--site-dir", str(root), "serve", "--port", str(port), "--workers", str(WORKERS)],
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"https://127.0.0.1:{port}"
+        started = [_start(root, workers) for workers in layout]
         try:
-            deadline = time.monotonic() + 60
-            with httpx.Client(verify=tls_context(setup.ca_path, None), timeout=5) as http:
-                while True:
-                    try:
-                        if http.get(f"{url}/v1/health").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert process.poll() is None, "site serve exited"
-                    assert time.monotonic() < deadline, "site serve did not start"
-                    time.sleep(0.2)
-            yield setup, url
+            for process, url in started:
+                _wait_healthy(setup, process, url)
+            yield setup, [url for _, url in started]
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            for process, _ in started:
+                process.terminate()
+            for process, _ in started:
+                process.wait(timeout=30)
 
 
 def _post(http: httpx.Client, path: str, body: dict[str, object],
@@ -106,15 +126,15 @@ def _station(url: str, ca_path: Path, station: EnrolledStation, order_id: str,
 
 @pytest.mark.slow
 def test_64_station_processes_on_4_workers_grant_exactly_the_quota(
-    served: tuple[SiteSetup, str],
+    served: tuple[SiteSetup, list[str]],
 ) -> None:
-    setup, url = served
+    setup, urls = served
     fork = multiprocessing.get_context("fork")
     barrier = fork.Barrier(CLIENTS)
     results: multiprocessing.Queue[list[tuple[str, int, str]]] = fork.Queue()
-    processes = [fork.Process(target=_station, args=(url, setup.ca_path, station,
-                                                     setup.order_id, barrier, results))
-                 for station in setup.stations.values()]
+    processes = [fork.Process(target=_station, args=(urls[n % len(urls)], setup.ca_path,
+                                                     station, setup.order_id, barrier, results))
+                 for n, station in enumerate(setup.stations.values())]
     for process in processes:
         process.start()
     answers = [results.get(timeout=120) for _ in processes]
