@@ -127,3 +127,39 @@ def test_16_stations_race_with_the_same_chip(
             select(Order.reserved).where(Order.order_id.in_(["o-race-a", "o-race-b"]))).all()
         assert sorted(reserved) == [0, 1]
     assert admin.verify_audit(ctx) > 0
+
+
+def test_16_stations_race_to_retry_the_same_failed_chip(
+    racing: tuple[SiteSetup, SiteServer, list[tuple[httpx.Client, dict[str, str]]]],
+) -> None:
+    # A known chip is decided by its device row's lock (taken with the request's facts), not
+    # by the unique chip UID: without it, several stations would read "failed" and regrant.
+    _, server, stations = racing
+    ctx = server.context
+    catalogue.create_order(ctx, product=PRODUCT, profile=PROFILE, quantity=100,
+                           bootloader="1.0", order_id="o-retry")
+    first_http, first_auth = stations[0]
+    first = first_http.post("/v1/orders/o-retry/grants", json=grant_body("dd00beef", 30),
+                            headers=first_auth)
+    assert first.status_code == 200, first.text
+    failed = first_http.post(f"/v1/grants/{first.json()['grant_id']}/complete",
+                             json={"request_id": "c-retry-first", "result": "failure"},
+                             headers=first_auth)
+    assert failed.status_code == 200, failed.text
+    assert failed.json()["status"] == "failed"
+    calls = [
+        functools.partial(http.post, "/v1/orders/o-retry/grants",
+                          json=grant_body("dd00beef", 40), headers=auth)
+        for http, auth in stations[:16]
+    ]
+    answers = _race(calls)
+    assert _codes(answers) == Counter({"granted": 1, "duplicate_chip": 15})
+    granted = [a.json() for a in answers if a.status_code == 200]
+    assert granted[0]["device_id"] == first.json()["device_id"]  # the same device, again
+    with ctx.factory() as session:
+        device = session.scalars(select(Device).where(Device.chip_uid == "dd00beef")).one()
+        assert device.status == "reserved"
+        order = session.get(Order, "o-retry")
+        assert order is not None
+        assert (order.produced, order.reserved) == (0, 1)
+    assert admin.verify_audit(ctx) > 0
