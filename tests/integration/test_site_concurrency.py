@@ -163,3 +163,32 @@ def test_16_stations_race_to_retry_the_same_failed_chip(
         assert order is not None
         assert (order.produced, order.reserved) == (0, 1)
     assert admin.verify_audit(ctx) > 0
+
+
+def test_one_station_racing_itself_for_one_index_gets_one_grant(
+    racing: tuple[SiteSetup, SiteServer, list[tuple[httpx.Client, dict[str, str]]]],
+) -> None:
+    # The station's row lock (taken with the request's facts) serialises its own grants: the
+    # others see the index used (a cloned station's sign: it is suspended, so the later ones
+    # meet a suspended station), never a unique-constraint clash passed off as another chip.
+    # Last in this module: it leaves ST-2 suspended.
+    setup, server, _ = racing
+    station = setup.stations["ST-2"]
+    catalogue.create_order(server.context, product=PRODUCT, profile=PROFILE, quantity=100,
+                           bootloader="1.0", order_id="o-self")
+    with ExitStack() as stack:
+        links = [stack.enter_context(client(server.url, setup.ca_path, station))
+                 for _ in range(8)]
+        calls = [
+            functools.partial(http.post, "/v1/orders/o-self/grants",
+                              json=grant_body(f"ee{n:06x}", 50), headers=sign_in(http))
+            for n, http in enumerate(links)
+        ]
+        codes = _codes(_race(calls))
+    assert codes["granted"] == 1
+    assert codes["index_reused"] >= 1
+    assert codes["granted"] + codes["index_reused"] + codes["station_inactive"] == 8, codes
+    with server.context.factory() as session:
+        granted = session.scalar(select(func.count()).select_from(Device).where(
+            Device.order_id == "o-self"))
+    assert granted == 1
