@@ -25,7 +25,7 @@ from provisioner.site.context import Clock, SiteContext, open_site, utc_now
 from provisioner.site.keyprovider.setup import check_site_keys
 from provisioner.site.serve_log import log_config
 from provisioner.site.sitedir import SiteDir
-from provisioner.site.tls import TlsH11Protocol, harden
+from provisioner.site.tls import TlsHttpToolsProtocol, harden
 
 _START_TIMEOUT_S = 20.0
 
@@ -43,7 +43,7 @@ def _config(app: FastAPI, paths: SiteDir, host: str, port: int, *,
         app,
         host=host,
         port=port,
-        http=TlsH11Protocol,
+        http=TlsHttpToolsProtocol,
         ssl_certfile=str(paths.server_cert),
         ssl_keyfile=str(paths.server_key),
         ssl_ca_certs=str(paths.ca_cert) if client_certs else None,

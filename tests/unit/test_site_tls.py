@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from uvicorn.server import ServerState
 
 from provisioner.site import keys
 from provisioner.site.tls import (
-    TlsH11Protocol,
-    _WithTls,
+    TlsHttpToolsProtocol,
     harden,
     peer_cert_pem,
     tls_extension,
@@ -35,20 +35,65 @@ def test_scope_without_extension_has_no_peer() -> None:
     assert peer_cert_pem({"extensions": {"tls": {"client_cert_chain": []}}}) is None
 
 
-def test_middleware_adds_the_extension_to_every_scope() -> None:
+class _PeerSsl(ssl.SSLObject):
+    """A handshaken SSL object's answers, without a handshake (SSLObject has no constructor)."""
+
+    def __init__(self, der: bytes) -> None:  # no super().__init__(): SSLObject refuses it
+        self.der = der
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self.der
+
+    def cipher(self) -> tuple[str, str, int]:
+        return ("TLS_AES_256_GCM_SHA384", "TLSv1.3", 256)
+
+    def version(self) -> str:
+        return "TLSv1.3"
+
+
+class _TlsTransport(asyncio.Transport):
+    def __init__(self, der: bytes) -> None:
+        super().__init__()
+        self._extra = {"ssl_object": _PeerSsl(der), "sslcontext": object(),
+                       "peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8443)}
+        self.written = bytearray()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def write(self, data: Any) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_every_request_on_a_connection_carries_its_tls_extension() -> None:
+    der = b"0\x03\x02\x01\x00"  # any bytes: the protocol only re-encodes them as PEM
     seen: list[dict[str, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         seen.append(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
-    extension = {"client_cert_chain": ["-----BEGIN CERTIFICATE-----\n..."], "tls_version": 0x0304}
-    wrapped = _WithTls(app, extension)
-    original = {"type": "http", "extensions": {"http.response.trailers": {}}}
-    asyncio.run(wrapped(original, None, None))
-    assert seen[0]["extensions"]["tls"] is extension
-    assert "http.response.trailers" in seen[0]["extensions"]
-    assert "tls" not in original["extensions"]  # the server's scope is not mutated
-    assert peer_cert_pem(seen[0]) == extension["client_cert_chain"][0]
+    async def two_requests() -> None:
+        config = uvicorn.Config(app, http=TlsHttpToolsProtocol, log_config=None)
+        config.load()
+        protocol = TlsHttpToolsProtocol(config, ServerState(), {})
+        protocol.connection_made(_TlsTransport(der))
+        for path in (b"/first", b"/second"):  # one keep-alive connection
+            protocol.data_received(b"GET " + path + b" HTTP/1.1\r\nhost: site\r\n\r\n")
+            while len(seen) < (1 if path == b"/first" else 2) or protocol.cycle.more_body:
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+
+    asyncio.run(two_requests())
+    assert [scope["path"] for scope in seen] == ["/first", "/second"]
+    for scope in seen:
+        assert scope["extensions"]["tls"]["tls_version"] == 0x0304
+        assert scope["extensions"]["tls"]["cipher_name"] == "TLS_AES_256_GCM_SHA384"
+        assert peer_cert_pem(scope) == ssl.DER_cert_to_PEM_cert(der)
 
 
 def _pki(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -70,12 +115,12 @@ def test_server_context_is_tls12_plus_with_optional_verified_client_certs(tmp_pa
 
     config = uvicorn.Config(app, ssl_certfile=str(cert), ssl_keyfile=str(key),
                             ssl_ca_certs=str(ca), ssl_cert_reqs=ssl.CERT_OPTIONAL,
-                            ssl_context_factory=harden, http=TlsH11Protocol)
+                            ssl_context_factory=harden, http=TlsHttpToolsProtocol)
     config.load()
     assert config.ssl is not None
     assert config.ssl.minimum_version == ssl.TLSVersion.TLSv1_2
     assert config.ssl.verify_mode == ssl.CERT_OPTIONAL
-    assert config.http_protocol_class is TlsH11Protocol
+    assert config.http_protocol_class is TlsHttpToolsProtocol
 
 
 def test_server_certificate_names_localhost_loopback_and_extra_hosts(tmp_path: Path) -> None:
