@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import socket
+import sqlite3
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +32,9 @@ from provisioner.errors import DecryptError
 from provisioner.site import admin
 from provisioner.site.context import device_key_aad, open_site
 from provisioner.site.db.models import Device
+from provisioner.site.gate import station_for_certificate
 from provisioner.site.server import SiteServer, run_in_thread
+from provisioner.site.sitedir import SiteDir
 from provisioner.wire import PROBLEM_CONTENT_TYPE, GrantResponse, template_aad
 
 
@@ -179,6 +183,26 @@ def test_suspended_and_revoked_stations_are_refused(
             assert problem["code"] == "station_inactive"
             assert status in str(problem["detail"])
 
+
+
+def test_gate_reads_the_station_while_a_writer_holds_the_database(
+    served: tuple[SiteSetup, SiteServer],
+) -> None:
+    """The gate's lookup is one committed read: it does not queue for a grant's write lock."""
+    setup, server = served
+    pem = setup.stations["ST-1"].cert_path.read_text()
+    found: list[tuple[str, str]] = []
+    writer = sqlite3.connect(SiteDir(setup.root).database, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # what every grant transaction takes first
+        lookup = threading.Thread(
+            target=lambda: found.append(station_for_certificate(server.context, pem)))
+        lookup.start()
+        lookup.join(timeout=10)  # a queued read would wait out the 30 s busy timeout
+        assert found == [("ST-1", "active")]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_stop_closes_idle_keep_alive_connections(tmp_path: Path) -> None:
