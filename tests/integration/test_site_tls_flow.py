@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import socket
@@ -10,7 +11,9 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
 import httpx
 import pytest
 from site_fixtures import (
@@ -32,7 +35,7 @@ from provisioner.errors import DecryptError
 from provisioner.site import admin
 from provisioner.site.context import device_key_aad, open_site
 from provisioner.site.db.models import Device
-from provisioner.site.gate import station_for_certificate
+from provisioner.site.gate import StationGate, station_for_certificate
 from provisioner.site.server import SiteServer, run_in_thread
 from provisioner.site.sitedir import SiteDir
 from provisioner.wire import PROBLEM_CONTENT_TYPE, GrantResponse, template_aad
@@ -203,6 +206,28 @@ def test_gate_reads_the_station_while_a_writer_holds_the_database(
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_gate_reads_a_sqlite_site_on_the_event_loop(
+    served: tuple[SiteSetup, SiteServer], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No request thread for the lookup on SQLite: it cannot queue behind the grants."""
+    setup, server = served
+
+    async def no_thread(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("the SQLite lookup hopped to a request thread")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", no_thread)
+    pem = setup.stations["ST-1"].cert_path.read_text()
+    scope = {"type": "http", "path": "/v1/orders", "state": {},
+             "extensions": {"tls": {"client_cert_chain": [pem]}}}
+    passed: list[object] = []
+
+    async def app(scope: dict[str, Any], _receive: object, _send: object) -> None:
+        passed.append(scope["state"]["station"])
+
+    asyncio.run(StationGate(app, ctx=server.context)(scope, None, None))
+    assert passed == [("ST-1", "active")]
 
 
 def test_stop_closes_idle_keep_alive_connections(tmp_path: Path) -> None:
