@@ -18,12 +18,8 @@ from provisioner.site.routes import health, stations, updates
 from provisioner.site.updates.service import UpdateService
 from provisioner.wire import API_PREFIX
 
-# Request handlers run in a thread pool (their database calls block). A few threads keep a
-# process busy while others wait on the database; anyio's default of 40 lets every waiting
-# request fight for the interpreter lock, which stretches the time a grant holds the order's
-# and the audit head's row locks and lets late requests overtake early ones (p99 measured
-# with benchmarks/site.py, 32 stations, 2 workers: 40 threads ~2 s, 4 threads ~0.6 s).
-REQUEST_THREADS = 4
+# Request handlers run in a thread pool (their database calls block): site.json
+# ``request_threads`` threads per process (``sitedir.DEFAULT_REQUEST_THREADS`` says why few).
 # Grant requests one process works on or queues for a request thread; beyond them the
 # answer is site_unavailable at once (the station retries with the same request_id).
 GRANT_QUEUE = 32
@@ -40,7 +36,8 @@ def create_app(ctx: SiteContext, *, grant_queue: int = GRANT_QUEUE) -> FastAPI:
     """
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
+            ctx.settings.request_threads)
         yield
 
     app = FastAPI(
@@ -72,7 +69,8 @@ def create_update_app(ctx: SiteContext, *, rate_per_s: float = UPDATE_RATE_PER_S
     """Build the update listener's app: POST /v1/updates and results, health, problem+json."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
+            ctx.settings.request_threads)
         yield
         service.images.wipe()
 
