@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from provisioner.site.admission import is_grant_path
 from provisioner.site.db.models import AuditRow, Grant
 from provisioner.site.routes import stations
 from provisioner.site.server import SiteServer, run_in_thread
+from provisioner.site.sitedir import SiteDir
 from provisioner.wire import PROBLEM_CONTENT_TYPE
 
 QUEUE = 2
@@ -26,6 +28,10 @@ QUEUE = 2
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[SiteSetup, SiteServer]]:
     setup = build_site(tmp_path, stations=QUEUE + 1, quantity=10)
+    # One request thread more than the held grants: another request finds a free thread, so
+    # what these tests see is the admission bound alone.
+    paths = SiteDir(tmp_path)
+    paths.write_settings(dataclasses.replace(paths.read_settings(), request_threads=QUEUE + 1))
     server = run_in_thread(tmp_path, grant_queue=QUEUE)
     try:
         yield setup, server
