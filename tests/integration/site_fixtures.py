@@ -7,8 +7,10 @@ import secrets
 import select
 import socket
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +51,38 @@ def postgres_database() -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@contextmanager
+def _sqlite_default() -> Iterator[str | None]:
+    yield None  # the site's own SQLite file
+
+
+# The database URL each engine under test gives ``build_site``: tests parametrised over both.
+DATABASES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
+    "sqlite": _sqlite_default, "postgresql": postgres_database}
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_serving(url: str, ca_path: Path, process: subprocess.Popen[bytes]) -> None:
+    """Wait (at most 60 s) until a `site serve` process answers /v1/health at ``url``."""
+    deadline = time.monotonic() + 60
+    with httpx.Client(verify=tls_context(ca_path, None), timeout=5) as http:
+        while True:
+            try:
+                if http.get(f"{url}/v1/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "site serve exited"
+            assert time.monotonic() < deadline, "site serve did not start"
+            time.sleep(0.2)
 
 
 # --- ready-made sites -----------------------------------------------------------------------
@@ -130,6 +164,18 @@ def build_site(
     finally:
         ctx.close()
     return SiteSetup(root, SiteDir(root).ca_cert, order_id, enrolled)
+
+
+@contextmanager
+def opened_site(database: str, root: Path, *, quantity: int = 5) -> Iterator[SiteContext]:
+    """Build a site on ``database`` (a key of ``DATABASES``) and yield it opened."""
+    with DATABASES[database]() as db_url:
+        build_site(root, db_url=db_url, quantity=quantity)
+        site = open_site(root)
+        try:
+            yield site
+        finally:
+            site.close()
 
 
 def tls_context(ca_path: Path, station: EnrolledStation | None) -> ssl.SSLContext:

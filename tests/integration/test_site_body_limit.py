@@ -7,10 +7,8 @@ read before the certificate was checked and the site grew by ~741 MiB before ans
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +18,12 @@ import pytest
 from site_fixtures import (
     SiteSetup,
     build_site,
+    free_port,
     request_head,
     sign_in,
     stream_body,
     tls_context,
+    wait_until_serving,
 )
 
 ATTACK_BYTES = 256 * 2**20
@@ -38,33 +38,17 @@ class Served:
     process: subprocess.Popen[bytes]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("site")
     setup = build_site(root)
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
          "--site-dir", str(root), "serve", "--port", str(port)],
     )
     url = f"https://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    with httpx.Client(verify=tls_context(setup.ca_path, None), timeout=5) as http:
-        while True:
-            try:
-                if http.get(f"{url}/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "site serve exited"
-            assert time.monotonic() < deadline, "site serve did not start"
-            time.sleep(0.2)
+    wait_until_serving(url, setup.ca_path, process)
     yield Served(setup, url, port, process)
     process.terminate()
     process.wait(timeout=30)

@@ -7,18 +7,18 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack
 
 import httpx
 import pytest
 from site_fixtures import (
+    DATABASES,
     PRODUCT,
     PROFILE,
     SiteSetup,
     build_site,
     client,
     grant_body,
-    postgres_database,
     sign_in,
 )
 from sqlalchemy import func, select
@@ -30,27 +30,12 @@ from provisioner.site.server import SiteServer, run_in_thread
 STATIONS = 32
 
 
-@contextmanager
-def _sqlite() -> Iterator[str | None]:
-    yield None
-
-
-@contextmanager
-def _postgresql() -> Iterator[str | None]:
-    with postgres_database() as url:
-        yield url
-
-
-ENGINES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
-    "sqlite": _sqlite, "postgresql": _postgresql}
-
-
-@pytest.fixture(scope="module", params=sorted(ENGINES))
+@pytest.fixture(scope="module", params=sorted(DATABASES))
 def racing(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[SiteSetup, SiteServer, list[tuple[httpx.Client, dict[str, str]]]]]:
     with ExitStack() as stack:
-        db_url: str | None = stack.enter_context(ENGINES[request.param]())
+        db_url: str | None = stack.enter_context(DATABASES[request.param]())
         root = tmp_path_factory.mktemp(f"site-{request.param}")
         setup = build_site(root, db_url=db_url, stations=STATIONS, quantity=12)
         server = run_in_thread(root)

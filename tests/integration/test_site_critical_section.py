@@ -8,16 +8,16 @@ counters and the audit tables: derivation, sealing and the device and grant rows
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from site_fixtures import OPERATOR, PIN, build_site, postgres_database
+from site_fixtures import DATABASES, OPERATOR, PIN, opened_site
 from sqlalchemy import event
 
-from provisioner.site.context import SiteContext, open_site
+from provisioner.site.context import SiteContext
 from provisioner.site.db.models import Device
 from provisioner.site.grants import complete_grant, issue_grant
 from provisioner.site.sessions import sign_in
@@ -28,24 +28,10 @@ _SERIALISED = re.compile(r"\b(orders|audit_head|audit_entries|audit_checkpoints)
 _ELSEWHERE = re.compile(r"\b(devices|grants|stations|firmware|sessions|order_stations)\b")
 
 
-@contextmanager
-def _sqlite() -> Iterator[str | None]:
-    yield None
-
-
-ENGINES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
-    "sqlite": _sqlite, "postgresql": postgres_database}
-
-
-@pytest.fixture(params=sorted(ENGINES))
+@pytest.fixture(params=sorted(DATABASES))
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SiteContext]:
-    with ENGINES[request.param]() as db_url:
-        build_site(tmp_path, db_url=db_url, quantity=5)
-        site = open_site(tmp_path)
-        try:
-            yield site
-        finally:
-            site.close()
+    with opened_site(request.param, tmp_path) as site:
+        yield site
 
 
 @contextmanager

@@ -9,40 +9,26 @@ use is pinged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from site_fixtures import OPERATOR, PIN, build_site, postgres_database
+from site_fixtures import DATABASES, OPERATOR, PIN, opened_site
 from sqlalchemy import event
 
-from provisioner.site.context import KeyStreams, SiteContext, open_site
+from provisioner.site.context import KeyStreams, SiteContext
 from provisioner.site.db.models import Device
 from provisioner.site.grants import complete_grant, issue_grant
 from provisioner.site.sessions import sign_in
 from provisioner.wire import AttemptResult, CompleteRequest, GrantRequest, SessionRequest
 
 
-@contextmanager
-def _sqlite() -> Iterator[str | None]:
-    yield None
-
-
-ENGINES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
-    "sqlite": _sqlite, "postgresql": postgres_database}
-
-
-@pytest.fixture(params=sorted(ENGINES))
+@pytest.fixture(params=sorted(DATABASES))
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SiteContext]:
-    with ENGINES[request.param]() as db_url:
-        build_site(tmp_path, db_url=db_url, quantity=5)
-        site = open_site(tmp_path)
-        try:
-            yield site
-        finally:
-            site.close()
+    with opened_site(request.param, tmp_path) as site:
+        yield site
 
 
 @contextmanager

@@ -5,7 +5,6 @@ as `site serve --workers 4`, and as two `site serve --workers 2` processes on th
 from __future__ import annotations
 
 import multiprocessing
-import socket
 import subprocess
 import sys
 import time
@@ -20,10 +19,12 @@ from site_fixtures import (
     EnrolledStation,
     SiteSetup,
     build_site,
+    free_port,
     grant_body,
     postgres_database,
     sign_in,
     tls_context,
+    wait_until_serving,
 )
 from sqlalchemy import func, select
 
@@ -38,34 +39,14 @@ WORKERS = 4
 SHARED_CHIP = "cc00ffee"  # every station asks for it first: one device, the rest refused
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(root: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", "from provisioner.cli import main; main()", "site",
          "--site-dir", str(root), "serve", "--port", str(port), "--workers", str(workers)],
         stderr=subprocess.DEVNULL,
     )
     return process, f"https://127.0.0.1:{port}"
-
-
-def _wait_healthy(setup: SiteSetup, process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + 60
-    with httpx.Client(verify=tls_context(setup.ca_path, None), timeout=5) as http:
-        while True:
-            try:
-                if http.get(f"{url}/v1/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "site serve exited"
-            assert time.monotonic() < deadline, "site serve did not start"
-            time.sleep(0.2)
 
 
 # Workers of each `site serve` process: one process of 4, or two processes of 2.
@@ -83,7 +64,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         started = [_start(root, workers) for workers in layout]
         try:
             for process, url in started:
-                _wait_healthy(setup, process, url)
+                wait_until_serving(url, setup.ca_path, process)
             yield setup, [url for _, url in started]
         finally:
             for process, _ in started:
