@@ -12,6 +12,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from provisioner.site.db.pg_cursor import LazyDescriptionCursor
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A pooled PostgreSQL connection idle longer than this is pinged before it is handed out (a
 # server restart or an idle-connection timeout broke it meanwhile); one in steady use is not,
@@ -73,9 +75,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    if engine.dialect.driver == "psycopg":
+        event.listen(engine, "do_connect", _lazy_descriptions)
     event.listen(engine, "checkin", _note_return)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine
+
+
+def _lazy_descriptions(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+    """psycopg connections build a result's column descriptions only when they are read."""
+    params["cursor_factory"] = LazyDescriptionCursor
 
 
 def _note_return(_dbapi_connection: Any, record: Any) -> None:
