@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, select
 
 from provisioner.errors import StationInactive
 from provisioner.site.context import SiteContext
+from provisioner.site.db import direct
 from provisioner.site.db.engine import reading
 from provisioner.site.db.models import Station
 from provisioner.site.keys import fingerprint_der
@@ -43,10 +44,11 @@ def station_for_certificate(ctx: SiteContext, pem: str | None) -> tuple[str, str
     # refused from its next request on. A read-only connection: on SQLite it neither waits
     # for nor blocks the write lock of the grants in progress; on PostgreSQL one round trip.
     with reading(ctx.engine) as conn:
-        found = conn.execute(_STATION_OF_CERT, {"fingerprint": fingerprint}).one_or_none()
+        found = direct.one_or_none(conn, _STATION_OF_CERT, {"fingerprint": fingerprint})
     if found is None:
         raise StationInactive("the client certificate belongs to no enrolled station")
-    return str(found.station_id), str(found.status)
+    station_id, status = found
+    return str(station_id), str(status)
 
 
 class StationGate:

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from provisioner.site.db import direct
 from provisioner.site.db.models import (
     Device,
     Firmware,
@@ -170,9 +171,9 @@ def request_facts(conn: Connection, *, token_sha256: str, station_id: str, reque
                   order_id: str, chip_uid: str) -> RequestFacts:
     """Lock the station's row and a known chip's device row, and read the request's session,
     earlier grant, order, station permission and the order's firmware facts: one statement."""
-    values = tuple(conn.execute(_REQUEST_FACTS, {
+    values = direct.one(conn, _REQUEST_FACTS, {
         "token_sha256": token_sha256, "station_id": station_id, "request_id": request_id,
-        "order_id": order_id, "chip_uid": chip_uid}).one())
+        "order_id": order_id, "chip_uid": chip_uid})
     station = None if values[0] is None else StationRow(*values[:_S])
     chip = None if values[_S] is None else (
         int(values[_S]), str(values[_S + 1]), str(values[_S + 2]), int(values[_S + 3]))
@@ -232,7 +233,7 @@ _MAX_DEVICE_ID = select(func.max(_DEVICES.c.device_id))
 def allocate_device_id(conn: Connection) -> int:
     """Return a new device ID: a sequence on PostgreSQL, max+1 under SQLite's write lock."""
     if conn.dialect.name == "postgresql":
-        return int(conn.execute(_NEXT_DEVICE_ID_PG).scalar_one())
+        return int(direct.one(conn, _NEXT_DEVICE_ID_PG, {})[0])
     current = conn.execute(_MAX_DEVICE_ID).scalar_one()
     return 1 if current is None else int(current) + 1
 
@@ -286,7 +287,7 @@ def store_grant(
         "g_expires_at": expires_at, "s_next_index": drbg_index + 1,
     }
     if conn.dialect.name == "postgresql":
-        conn.execute(_STORE_NEW_PG if new_device else _STORE_REGRANT_PG, params)
+        direct.rows(conn, _STORE_NEW_PG if new_device else _STORE_REGRANT_PG, params)
         return
     conn.execute(_INSERT_DEVICE if new_device else _REGRANT_DEVICE, params)
     conn.execute(_INSERT_GRANT, params)
@@ -355,8 +356,8 @@ class CompletionFacts:
 
 def completion_facts(conn: Connection, *, token_sha256: str, grant_id: str) -> CompletionFacts:
     """Read a completion's session, and lock and read its grant and device: one statement."""
-    values = tuple(conn.execute(_COMPLETION_FACTS, {
-        "token_sha256": token_sha256, "grant_id": grant_id}).one())
+    values = direct.one(conn, _COMPLETION_FACTS, {
+        "token_sha256": token_sha256, "grant_id": grant_id})
     session = None if values[0] is None else (values[0], values[1], values[2])
     grant = None if values[3] is None else LockedGrant(*values[3:3 + _G])
     device = None if values[3 + _G] is None else LockedDevice(*values[3 + _G:])
@@ -384,7 +385,7 @@ def record_outcome(
               "now": now, "match_grant_id": grant_id, "new_result": result,
               "new_request_id": request_id}
     if conn.dialect.name == "postgresql":
-        conn.execute(_COMPLETE_BOTH_PG, params)
+        direct.rows(conn, _COMPLETE_BOTH_PG, params)
         return
     conn.execute(_COMPLETE_DEVICE, params)
     conn.execute(_COMPLETE_GRANT, params)

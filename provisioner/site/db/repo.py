@@ -15,6 +15,7 @@ from provisioner.audit.chain import AuditEntry, build_entry
 from provisioner.audit.checkpoint import CHECKPOINT_INTERVAL, Checkpoint, sign_checkpoint
 from provisioner.crypto.signing import Signer
 from provisioner.errors import AuditError
+from provisioner.site.db import direct
 from provisioner.site.db.engine import is_postgresql
 from provisioner.site.db.models import (
     AuditCheckpoint,
@@ -120,20 +121,21 @@ def reserve_unit(
     if isinstance(executor, Session):
         executor.flush()
     if _is_postgresql(executor):
-        row = executor.execute(
-            _RESERVE_AND_LOCK_HEAD, {"order_id": order_id, "head_id": AUDIT_HEAD_ID}
-        ).one_or_none()
-        if row is None:
+        found = direct.one_or_none(
+            executor, _RESERVE_AND_LOCK_HEAD, {"order_id": order_id, "head_id": AUDIT_HEAD_ID})
+        if found is None:
             return None
-        head = AuditHeadState(int(row.seq), str(row.hash))
+        status, authorised, produced, reserved, seq, head_hash = found
+        head = AuditHeadState(int(seq), str(head_hash))
     else:
         row = executor.execute(_RESERVE, {"match_order_id": order_id}).one_or_none()
         if row is None:
             return None
+        status, authorised, produced, reserved = row
         head = lock_audit_head(executor)
     return OrderSnapshot(
-        order_id=order_id, status=row.status, authorised_quantity=row.authorised_quantity,
-        produced=row.produced, reserved=row.reserved - 1, allowed_stations=allowed,
+        order_id=order_id, status=status, authorised_quantity=authorised,
+        produced=produced, reserved=reserved - 1, allowed_stations=allowed,
     ), head
 
 
@@ -174,11 +176,12 @@ def settle_unit(
     # Only bind names that are not column names: an UPDATE sets any column named in them.
     deltas = {"produced_delta": produced_delta, "reserved_delta": reserved_delta}
     if _is_postgresql(executor):
-        row = executor.execute(_SETTLE_AND_LOCK_HEAD, {
-            **deltas, "order_id": order_id, "head_id": AUDIT_HEAD_ID}).one_or_none()
-        if row is None:
+        found = direct.one_or_none(executor, _SETTLE_AND_LOCK_HEAD, {
+            **deltas, "order_id": order_id, "head_id": AUDIT_HEAD_ID})
+        if found is None:
             return None
-        return str(row.profile), AuditHeadState(int(row.seq), str(row.hash))
+        profile, seq, head_hash = found
+        return str(profile), AuditHeadState(int(seq), str(head_hash))
     profile = executor.execute(_SETTLE, {**deltas, "match_order_id": order_id}
                                ).scalar_one_or_none()
     if profile is None:
@@ -253,7 +256,7 @@ def write_audit(
         session.execute(insert(_AUDIT_CHECKPOINTS).values(**signed.to_dict()))
     if _is_postgresql(session):
         # One round trip: the entry's INSERT rides along with the head's UPDATE.
-        session.execute(_MOVE_HEAD_WITH_ENTRY, values)
+        direct.rows(session, _MOVE_HEAD_WITH_ENTRY, values)
     else:
         session.execute(_INSERT_ENTRY, values)
         session.execute(_MOVE_HEAD, values)

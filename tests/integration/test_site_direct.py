@@ -1,0 +1,130 @@
+"""Statements run on the driver's cursor (``db/direct.py``) answer as ``Connection.execute``
+does: rows and type processing, engine cursor events, SQLAlchemy's exception types, and a lost
+connection invalidating the pool. On PostgreSQL for real; SQLite goes through SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from site_fixtures import PG_ADMIN_DSN, postgres_database
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    TypeDecorator,
+    bindparam,
+    event,
+    insert,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound, OperationalError
+
+from provisioner.site.db import direct
+from provisioner.site.db.engine import make_engine
+
+
+class _Shouted(TypeDecorator[str]):
+    """A type with processors both ways: upper case in the database, lower case back."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else value.upper()
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else value.lower()
+
+
+_META = MetaData()
+_NOTES = Table("direct_notes", _META, Column("n", Integer, primary_key=True),
+               Column("word", _Shouted(20)), Column("price", Numeric(6, 2, asdecimal=False)))
+_INSERT = insert(_NOTES).values(n=bindparam("n"), word=bindparam("word"),
+                                price=bindparam("price"))
+_BY_N = select(_NOTES.c.word, _NOTES.c.price, _NOTES.c.n).where(_NOTES.c.n >= bindparam("n"))
+_RAW_WORD = text("SELECT word FROM direct_notes WHERE n = :n")
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        made = make_engine(f"sqlite:///{tmp_path / 'direct.db'}")
+        _META.create_all(made)
+        yield made
+        made.dispose()
+        return
+    with postgres_database() as url:
+        made = make_engine(url, pool_size=2)
+        _META.create_all(made)
+        try:
+            yield made
+        finally:
+            made.dispose()
+
+
+def test_rows_and_type_processing_match_sqlalchemy(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for n, word, price in ((1, "ab", 2.5), (2, "cd", 3.25)):
+            direct.rows(conn, _INSERT, {"n": n, "word": word, "price": price})
+        stored = conn.execute(_RAW_WORD, {"n": 1}).scalar_one()
+        assert stored == "AB"  # the bind processor ran on the way in
+        expected = [tuple(row) for row in conn.execute(_BY_N, {"n": 1})]
+        assert expected == [("ab", 2.5, 1), ("cd", 3.25, 2)]
+        assert direct.rows(conn, _BY_N, {"n": 1}) == expected
+        assert direct.one(conn, _BY_N, {"n": 2}) == ("cd", 3.25, 2)
+        assert direct.one_or_none(conn, _BY_N, {"n": 3}) is None
+        with pytest.raises(NoResultFound):
+            direct.one(conn, _BY_N, {"n": 3})
+        with pytest.raises(MultipleResultsFound):
+            direct.one_or_none(conn, _BY_N, {"n": 1})
+        assert direct.rows(conn, select(literal(7)), {}) == [(7,)]
+
+
+def test_engine_cursor_events_see_every_statement(engine: Engine) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def before(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        seen.append(("before", statement))
+
+    def after(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        seen.append(("after", statement))
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    with engine.begin() as conn:
+        direct.rows(conn, _INSERT, {"n": 5, "word": "x", "price": 1})
+    # SQLite's BEGIN IMMEDIATE is seen too; the statement itself exactly once each way.
+    assert [when for when, statement in seen
+            if statement.startswith("INSERT INTO direct_notes")] == ["before", "after"]
+
+
+def test_constraint_violation_is_sqlalchemys_integrity_error(engine: Engine) -> None:
+    with engine.begin() as conn:
+        direct.rows(conn, _INSERT, {"n": 9, "word": "x", "price": 1})
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        direct.rows(conn, _INSERT, {"n": 9, "word": "y", "price": 2})
+    with engine.connect() as conn:  # the failed transaction was rolled back, the first kept
+        assert conn.execute(_RAW_WORD, {"n": 9}).scalar_one() == "X"
+
+
+def test_lost_connection_invalidates_the_pool(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a server-side disconnect needs PostgreSQL")
+    with engine.connect() as conn:
+        first = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        with pytest.raises(OperationalError) as raised:
+            direct.rows(conn, _BY_N, {"n": 0})
+        assert raised.value.connection_invalidated
+    with engine.connect() as conn:  # a fresh connection, not the dead one
+        assert int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()) != first
