@@ -5,6 +5,8 @@ connection invalidating the pool. On PostgreSQL for real; SQLite goes through SQ
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -54,21 +56,30 @@ _BY_N = select(_NOTES.c.word, _NOTES.c.price, _NOTES.c.n).where(_NOTES.c.n >= bi
 _RAW_WORD = text("SELECT word FROM direct_notes WHERE n = :n")
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        made = make_engine(f"sqlite:///{tmp_path / 'direct.db'}")
-        _META.create_all(made)
+@contextmanager
+def _made(url: str) -> Iterator[Engine]:
+    made = make_engine(url, pool_size=2) if url.startswith("postgresql") else make_engine(url)
+    _META.create_all(made)
+    try:
         yield made
+    finally:
         made.dispose()
-        return
-    with postgres_database() as url:
-        made = make_engine(url, pool_size=2)
-        _META.create_all(made)
-        try:
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        with _made(f"sqlite:///{tmp_path / 'direct.db'}") as made:
             yield made
-        finally:
-            made.dispose()
+        return
+    with postgres_database() as url, _made(url) as made:
+        yield made
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    with postgres_database() as url, _made(url) as made:
+        yield made
 
 
 def test_rows_and_type_processing_match_sqlalchemy(engine: Engine) -> None:
@@ -116,9 +127,8 @@ def test_constraint_violation_is_sqlalchemys_integrity_error(engine: Engine) -> 
         assert conn.execute(_RAW_WORD, {"n": 9}).scalar_one() == "X"
 
 
-def test_lost_connection_invalidates_the_pool(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("a server-side disconnect needs PostgreSQL")
+def test_lost_connection_invalidates_the_pool(pg_engine: Engine) -> None:
+    engine = pg_engine
     with engine.connect() as conn:
         first = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
