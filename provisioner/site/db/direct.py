@@ -36,7 +36,6 @@ Row = tuple[Any, ...]
 @dataclass(slots=True)
 class _Compiled:
     compiled: SQLCompiler
-    sql: str
     bind_processors: tuple[tuple[str, Callable[[Any], Any]], ...]
     result_types: tuple[TypeEngine[Any], ...]
     # Result processors depend on the driver's type codes: found at the first run.
@@ -44,6 +43,8 @@ class _Compiled:
 
     def processors(self, dialect: Dialect, description: Sequence[Any]
                    ) -> tuple[Callable[[Any], Any] | None, ...]:
+        if not self.result_types:  # a statement without typed columns (text, DML)
+            return ()
         if self.result_processors is None:
             self.result_processors = tuple(
                 type_.dialect_impl(dialect).result_processor(dialect, column[1])
@@ -65,7 +66,7 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
             (name, processor) for name, bind in compiled.binds.items()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)))
         columns = getattr(statement, "exported_columns", ())
-        found = _COMPILED[key] = _Compiled(compiled, compiled.string, binds,
+        found = _COMPILED[key] = _Compiled(compiled, binds,
                                            tuple(column.type for column in columns))
     return found
 
@@ -77,6 +78,7 @@ def rows(executor: Executor, statement: Executable, params: Mapping[str, Any]) -
         result = conn.execute(statement, dict(params))
         return [tuple(row) for row in result] if result.returns_rows else []
     compiled = _compile(statement, conn.dialect)
+    sql = compiled.compiled.string
     values = compiled.compiled.construct_params(dict(params))
     for name, processor in compiled.bind_processors:
         values[name] = processor(values[name])
@@ -84,22 +86,19 @@ def rows(executor: Executor, statement: Executable, params: Mapping[str, Any]) -
     dispatch = conn.dispatch
     try:
         for listener in dispatch.before_cursor_execute:
-            listener(conn, cursor, compiled.sql, values, None, False)
-        cursor.execute(compiled.sql, values)
+            listener(conn, cursor, sql, values, None, False)
+        cursor.execute(sql, values)
         for listener in dispatch.after_cursor_execute:
-            listener(conn, cursor, compiled.sql, values, None, False)
+            listener(conn, cursor, sql, values, None, False)
         description = cursor.description
         if description is None:
             return []
-        found = cursor.fetchall()
-        if not compiled.result_types:
-            return [tuple(row) for row in found]
-        return _processed(found, compiled.processors(conn.dialect, description))
+        return _processed(cursor.fetchall(), compiled.processors(conn.dialect, description))
     except Exception as exc:
         # SQLAlchemy's own handler (what Connection.execute calls): it wraps DBAPI errors in
         # SQLAlchemy's types and, for a lost connection, invalidates it and the pool's older
         # ones. tests/integration/test_site_direct.py holds both to account.
-        conn._handle_dbapi_exception(exc, compiled.sql, values, cursor, None)
+        conn._handle_dbapi_exception(exc, sql, values, cursor, None)
     finally:
         cursor.close()
 

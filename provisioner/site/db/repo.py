@@ -16,6 +16,7 @@ from provisioner.audit.checkpoint import CHECKPOINT_INTERVAL, Checkpoint, sign_c
 from provisioner.crypto.signing import Signer
 from provisioner.errors import AuditError
 from provisioner.site.db import direct
+from provisioner.site.db.direct import Executor
 from provisioner.site.db.engine import is_postgresql
 from provisioner.site.db.models import (
     AuditCheckpoint,
@@ -30,7 +31,6 @@ from provisioner.site.policy import OrderSnapshot
 AUDIT_HEAD_ID = 1
 
 # A transaction's handle: an ORM session, or the Core connection of the grant hot path.
-Executor = Session | Connection
 
 _AUDIT_ROWS = cast(Table, AuditRow.__table__)
 _AUDIT_HEAD = cast(Table, AuditHead.__table__)
