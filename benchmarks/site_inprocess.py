@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from provisioner.site import admin
 from provisioner.site.context import SiteContext, open_site
 from provisioner.site.db.models import Device
 from provisioner.site.grants import complete_grant, issue_grant
@@ -77,6 +78,8 @@ def run_in_process(engine: str, root: Path, stations: list[str], per_station: in
     ctx = open_site(root)
     try:
         tokens = {station: _sign_in(ctx, station, operator, pin) for station in stations}
+        fingerprints = {info.station_id: info.cert_fingerprint
+                        for info in admin.list_stations(ctx)}
         issue_cpu: list[float] = []
         complete_cpu: list[float] = []
         held: list[float] = []
@@ -88,7 +91,8 @@ def run_in_process(engine: str, root: Path, stations: list[str], per_station: in
                                        chip_uid=secrets.token_hex(12), drbg_index=index)
                 with _hooked(ctx.engine, grant_clock):
                     cpu = time.process_time()
-                    grant = issue_grant(ctx, station, tokens[station], "o-bench", request)
+                    grant = issue_grant(ctx, station, tokens[station], "o-bench", request,
+                                        fingerprint=fingerprints[station])
                     issue_cpu.append(time.process_time() - cpu)
                     held.append(grant_clock.held_ms())
                 done = CompleteRequest(request_id=f"c-{secrets.token_hex(8)}",

@@ -3,20 +3,30 @@
 Runs in front of the app, before any byte of the body is read: a request to anything but the
 public paths must come over a connection whose verified client certificate belongs to an
 enrolled station (of any status), else it is answered ``403 station_inactive`` at once (the body is
-never read, so an anonymous upload costs the site nothing). ``(station_id, status)`` is handed
-to the app in ``scope["state"]["station"]`` (``request.state.station``); the route's
-dependency (``identity.station_id`` or ``enrolling_station_id``) decides on the status.
+never read, so an anonymous upload costs the site nothing). The station is handed to the app
+as a :class:`GatedStation` in ``scope["state"]["station"]`` (``request.state.station``); the
+route's dependency (``identity.station_id`` or ``enrolling_station_id``) decides on the status.
+
+A grant request (``POST …/orders/{id}/grants``) from a certificate the process has already
+mapped to its station is passed on without reading the station: its transaction locks the
+station's row anyway and decides there on the certificate and the status (``grants``), so a
+suspended or revoked station is still refused from its next request on, one round trip and
+one request-thread hop cheaper. A certificate maps to one station for good (a station's
+fingerprint is set when it is enrolled), and only certificates of enrolled stations are
+remembered.
 """
 
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import bindparam, select
 
 from provisioner.errors import StationInactive
+from provisioner.site.admission import is_grant_request
 from provisioner.site.context import SiteContext
 from provisioner.site.db import direct
 from provisioner.site.db.engine import reading
@@ -31,8 +41,17 @@ _STATION_OF_CERT = select(Station.station_id, Station.status).where(
     Station.cert_fingerprint == bindparam("fingerprint"))
 
 
-def station_for_certificate(ctx: SiteContext, pem: str | None) -> tuple[str, str]:
-    """Return ``(station_id, status)`` of the station holding the verified certificate ``pem``.
+@dataclass(frozen=True, slots=True)
+class GatedStation:
+    """The station whose verified certificate a request came with."""
+
+    station_id: str
+    fingerprint: str  # SHA-256 of the certificate (DER), hex
+    status: str | None  # None: not read for this request (a grant's transaction reads it)
+
+
+def station_for_certificate(ctx: SiteContext, pem: str | None) -> GatedStation:
+    """Return the station holding the verified certificate ``pem``, with its status.
 
     Raises:
         StationInactive: no certificate, or none of an enrolled station.
@@ -48,7 +67,7 @@ def station_for_certificate(ctx: SiteContext, pem: str | None) -> tuple[str, str
     if found is None:
         raise StationInactive("the client certificate belongs to no enrolled station")
     station_id, status = found
-    return str(station_id), str(status)
+    return GatedStation(str(station_id), fingerprint, str(status))
 
 
 class StationGate:
@@ -63,6 +82,8 @@ class StationGate:
         # for a request thread behind the grants. A PostgreSQL one is a network round trip:
         # it keeps its thread.
         self._reads_inline = ctx.engine.dialect.name == "sqlite"
+        # Certificate (PEM, as the connection's TLS extension holds it) -> its station.
+        self._stations: dict[str, GatedStation] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("path") in PUBLIC_PATHS:
@@ -72,13 +93,20 @@ class StationGate:
         try:
             if pem is None:  # refused without a thread or a query
                 raise StationInactive("station endpoints need a verified TLS client certificate")
-            if self._reads_inline:
-                station = station_for_certificate(self._ctx, pem)
+            known = self._stations.get(pem)
+            if known is not None and is_grant_request(scope.get("method", ""), scope["path"]):
+                station = GatedStation(known.station_id, known.fingerprint, None)
             else:
-                station = await anyio.to_thread.run_sync(station_for_certificate, self._ctx, pem)
+                station = await self._read(pem)
+                self._stations[pem] = station
         except StationInactive as refusal:
             await send_refusal(scope, send, refusal)
             return
         state = dict(scope.get("state") or {})
         state["station"] = station
         await self._app({**scope, "state": state}, receive, send)
+
+    async def _read(self, pem: str) -> GatedStation:
+        if self._reads_inline:
+            return station_for_certificate(self._ctx, pem)
+        return await anyio.to_thread.run_sync(station_for_certificate, self._ctx, pem)

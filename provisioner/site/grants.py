@@ -46,6 +46,7 @@ from provisioner.site.policy import (
     StationSnapshot,
     decide_completion,
     decide_grant,
+    require_active_station,
 )
 from provisioner.site.reconcile import (
     RELEASED,
@@ -199,12 +200,15 @@ def _utc(value: datetime) -> datetime:
 
 
 def issue_grant(
-    ctx: SiteContext, station_id: str, token: str, order_id: str, request: GrantRequest
+    ctx: SiteContext, station_id: str, token: str, order_id: str, request: GrantRequest, *,
+    fingerprint: str,
 ) -> GrantResponse:
     """Grant a device ID to a chip, or raise the refusal (audited either way).
 
     One transaction: station and chip row locks, order row lock, policy, device + grant rows,
-    station's next index, order's reserved count, audit entry. Repeating a ``request_id``
+    station's next index, order's reserved count, audit entry. The caller's certificate
+    (``fingerprint``, SHA-256 of its DER) must be the station's and the station active, both
+    read under its row lock before anything else. Repeating a ``request_id``
     returns the same grant. The key stream is moved to the index first, before any lock is
     taken. An order out of quota first releases its expired reservations (audited) and
     decides once more, so an abandoned grant never holds a unit past its ``expires_at``.
@@ -214,12 +218,12 @@ def issue_grant(
         with ctx.engine.connect() as conn:
             try:
                 with conn.begin():
-                    return _issue(ctx, conn, station_id, token, order_id, request)
+                    return _issue(ctx, conn, station_id, fingerprint, token, order_id, request)
             except QuotaExhausted:
                 if not release_expired(ctx, order_id=order_id):
                     raise
                 with conn.begin():
-                    return _issue(ctx, conn, station_id, token, order_id, request)
+                    return _issue(ctx, conn, station_id, fingerprint, token, order_id, request)
     except IntegrityError as exc:
         # Another grant inserted this chip at the same instant: the unique chip_uid decided.
         refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
@@ -249,8 +253,8 @@ def _warm_key_stream(ctx: SiteContext, station_id: str, drbg_index: int) -> None
 
 
 def _issue(
-    ctx: SiteContext, conn: Connection, station_id: str, token: str, order_id: str,
-    request: GrantRequest,
+    ctx: SiteContext, conn: Connection, station_id: str, fingerprint: str, token: str,
+    order_id: str, request: GrantRequest,
 ) -> GrantResponse:
     now = ctx.clock()
     facts = grant_rows.request_facts(conn, token_sha256=token_digest(token),
@@ -259,6 +263,9 @@ def _issue(
     station = facts.station
     if station is None:
         raise StationInactive(f"station {station_id} is not enrolled")
+    if station.cert_fingerprint != fingerprint:
+        raise StationInactive(f"the client certificate is not station {station_id}'s")
+    require_active_station(station_id, station.status)
     operator_id = session_operator(facts.session, station_id, now)
     order, existing = facts.order, facts.existing
     if order is None:

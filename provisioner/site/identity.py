@@ -12,6 +12,8 @@ from fastapi import Request
 
 from provisioner.errors import AuthenticationFailed, StationInactive
 from provisioner.site.context import SiteContext
+from provisioner.site.gate import GatedStation
+from provisioner.site.policy import require_active_station
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # secrets.token_urlsafe output
 
@@ -30,15 +32,11 @@ async def station_id(request: Request) -> str:
         StationInactive: no verified certificate (403); a station whose enrolment is still
             pending is told to confirm it first; a suspended one is refused.
     """
-    station, status = _gated(request)
-    if status == "pending":
-        raise StationInactive(
-            f"station {station} has not confirmed its one-time enrolment "
-            "(run `provisioner station enroll` with its bundle)"
-        )
-    if status != "active":
-        raise StationInactive(f"station {station} is {status}")
-    return station
+    station = _gated(request)
+    if station.status is None:  # only grant requests leave the status to their transaction
+        raise StationInactive(f"station {station.station_id}'s status was not read")
+    require_active_station(station.station_id, station.status)
+    return station.station_id
 
 
 async def enrolling_station_id(request: Request) -> str:
@@ -47,14 +45,26 @@ async def enrolling_station_id(request: Request) -> str:
     Raises:
         StationInactive: the request did not pass the gate (403).
     """
-    return _gated(request)[0]
+    return _gated(request).station_id
 
 
-def _gated(request: Request) -> tuple[str, str]:
+async def granting_station(request: Request) -> GatedStation:
+    """Return the station ``StationGate`` verified for a grant request, status undecided.
+
+    The grant's transaction decides on the station's status and certificate under the
+    station's row lock (``grants.issue_grant``); the gate may not have read them.
+
+    Raises:
+        StationInactive: the request did not pass the gate (403).
+    """
+    return _gated(request)
+
+
+def _gated(request: Request) -> GatedStation:
     found = getattr(request.state, "station", None)
-    if not (isinstance(found, tuple) and len(found) == 2):
+    if not isinstance(found, GatedStation):
         raise StationInactive("station endpoints need a verified TLS client certificate")
-    return str(found[0]), str(found[1])
+    return found
 
 
 async def bearer_token(request: Request) -> str:

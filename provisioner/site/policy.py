@@ -52,6 +52,22 @@ class ChipSnapshot:
     attempts: int = 0
 
 
+def require_active_station(station_id: str, status: str) -> None:
+    """Refuse a station that is not active, in the words its operator acts on.
+
+    Raises:
+        StationInactive: a pending enrolment (confirm it first), a suspended or revoked
+            station.
+    """
+    if status == "pending":
+        raise StationInactive(
+            f"station {station_id} has not confirmed its one-time enrolment "
+            "(run `provisioner station enroll` with its bundle)"
+        )
+    if status != STATION_ACTIVE:
+        raise StationInactive(f"station {station_id} is {status}")
+
+
 @dataclass(frozen=True, slots=True)
 class GrantDecision:
     """A granted request: reuse ``device_id`` of a failed chip, or allocate one when None."""
@@ -76,8 +92,7 @@ def decide_grant(
         StationInactive, OrderClosed, StationNotAllowed, IndexReused, IndexOutOfWindow,
         ChipQuarantined, DuplicateChip, QuotaExhausted.
     """
-    if station.status != STATION_ACTIVE:
-        raise StationInactive(f"station {station.station_id} is {station.status}")
+    require_active_station(station.station_id, station.status)
     if order.status != OrderStatus.open:
         raise OrderClosed(f"order {order.order_id} is {order.status}")
     if station.station_id not in order.allowed_stations:

@@ -115,6 +115,12 @@ class SiteSetup:
     stations: dict[str, EnrolledStation] = field(default_factory=dict)
 
 
+def fingerprint_of(ctx: SiteContext, station_id: str) -> str:
+    """The SHA-256 of ``station_id``'s certificate, as the gate hands it to a grant."""
+    return next(info.cert_fingerprint for info in admin.list_stations(ctx)
+                if info.station_id == station_id)
+
+
 def enrol(ctx: SiteContext, root: Path, station_id: str, work: Path) -> EnrolledStation:
     """Enrol a station, open its bundle the way the station will and confirm it at the site.
 

@@ -56,10 +56,10 @@ def _queue_held(site: tuple[SiteSetup, SiteServer], monkeypatch: pytest.MonkeyPa
     release = threading.Event()
     real_issue = stations.issue_grant
 
-    def held(*args: Any) -> Any:
+    def held(*args: Any, **kwargs: Any) -> Any:
         entered.release()
         assert release.wait(timeout=30)
-        return real_issue(*args)
+        return real_issue(*args, **kwargs)
 
     with ExitStack() as stack:
         https = [stack.enter_context(client(server.url, setup.ca_path, station))

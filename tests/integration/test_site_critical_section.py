@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_fixtures import DATABASES, OPERATOR, PIN, opened_site
+from site_fixtures import DATABASES, OPERATOR, PIN, fingerprint_of, opened_site
 from sqlalchemy import event
 
 from provisioner.site.context import SiteContext
@@ -73,7 +73,8 @@ def test_only_counters_and_audit_run_under_the_order_lock(ctx: SiteContext) -> N
     token = sign_in(ctx, "ST-1", SessionRequest(operator_id=OPERATOR, pin=PIN)).session_token
     with _after_order_lock(ctx) as statements:
         grant = issue_grant(ctx, "ST-1", token, "o-test", GrantRequest(
-            request_id="r-critical", chip_uid="ab00cd01", drbg_index=0))
+            request_id="r-critical", chip_uid="ab00cd01", drbg_index=0),
+            fingerprint=fingerprint_of(ctx, "ST-1"))
         _check(statements)
     with ctx.factory() as session:
         device = session.get(Device, grant.device_id)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_fixtures import DATABASES, OPERATOR, PIN, opened_site
+from site_fixtures import DATABASES, OPERATOR, PIN, fingerprint_of, opened_site
 from sqlalchemy import event
 
 from provisioner.site.context import KeyStreams, SiteContext
@@ -54,17 +54,19 @@ def _statements(ctx: SiteContext) -> Iterator[list[str]]:
         event.remove(ctx.engine, "begin", begin)
 
 
-def _grant(ctx: SiteContext, token: str, index: int) -> int:
+def _grant(ctx: SiteContext, token: str, index: int, fingerprint: str) -> int:
     grant = issue_grant(ctx, "ST-1", token, "o-test", GrantRequest(
-        request_id=f"r-grant-{index:04d}", chip_uid=f"ab00cd{index:02x}", drbg_index=index))
+        request_id=f"r-grant-{index:04d}", chip_uid=f"ab00cd{index:02x}", drbg_index=index),
+        fingerprint=fingerprint)
     return grant.device_id
 
 
 def test_next_grant_reads_nothing_before_its_transaction(ctx: SiteContext) -> None:
     token = sign_in(ctx, "ST-1", SessionRequest(operator_id=OPERATOR, pin=PIN)).session_token
-    _grant(ctx, token, 0)
+    fingerprint = fingerprint_of(ctx, "ST-1")
+    _grant(ctx, token, 0, fingerprint)
     with _statements(ctx) as statements:
-        _grant(ctx, token, 1)
+        _grant(ctx, token, 1, fingerprint)
     begins = [n for n, statement in enumerate(statements) if statement.startswith("BEGIN")]
     assert begins == [0], statements
     assert statements[1].startswith("WITH locked_station AS"), statements[1]
@@ -79,10 +81,11 @@ def test_next_grant_reads_nothing_before_its_transaction(ctx: SiteContext) -> No
 
 def test_cold_process_reads_the_station_first(ctx: SiteContext) -> None:
     token = sign_in(ctx, "ST-1", SessionRequest(operator_id=OPERATOR, pin=PIN)).session_token
-    _grant(ctx, token, 0)
+    fingerprint = fingerprint_of(ctx, "ST-1")
+    _grant(ctx, token, 0, fingerprint)
     ctx.keystreams = KeyStreams(ctx.keys)  # a new process: nothing cached
     with _statements(ctx) as statements:
-        device_id = _grant(ctx, token, 1)
+        device_id = _grant(ctx, token, 1, fingerprint)
     begins = [statement for statement in statements if statement.startswith("BEGIN")]
     assert len(begins) == 2, statements
     assert statements[1].startswith("SELECT stations.station_id"), statements
@@ -95,7 +98,8 @@ def test_cold_process_reads_the_station_first(ctx: SiteContext) -> None:
 def test_completion_is_four_statements_on_postgresql(ctx: SiteContext) -> None:
     token = sign_in(ctx, "ST-1", SessionRequest(operator_id=OPERATOR, pin=PIN)).session_token
     grant = issue_grant(ctx, "ST-1", token, "o-test", GrantRequest(
-        request_id="r-complete", chip_uid="ab00cdff", drbg_index=0))
+        request_id="r-complete", chip_uid="ab00cdff", drbg_index=0),
+        fingerprint=fingerprint_of(ctx, "ST-1"))
     with ctx.factory() as session:
         device = session.get(Device, grant.device_id)
         assert device is not None

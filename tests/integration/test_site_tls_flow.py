@@ -35,7 +35,7 @@ from provisioner.errors import DecryptError
 from provisioner.site import admin
 from provisioner.site.context import device_key_aad, open_site
 from provisioner.site.db.models import Device
-from provisioner.site.gate import StationGate, station_for_certificate
+from provisioner.site.gate import GatedStation, StationGate, station_for_certificate
 from provisioner.site.server import SiteServer, run_in_thread
 from provisioner.site.sitedir import SiteDir
 from provisioner.wire import PROBLEM_CONTENT_TYPE, GrantResponse, template_aad
@@ -194,7 +194,7 @@ def test_gate_reads_the_station_while_a_writer_holds_the_database(
     """The gate's lookup is one committed read: it does not queue for a grant's write lock."""
     setup, server = served
     pem = setup.stations["ST-1"].cert_path.read_text()
-    found: list[tuple[str, str]] = []
+    found: list[GatedStation] = []
     writer = sqlite3.connect(SiteDir(setup.root).database, isolation_level=None)
     try:
         writer.execute("BEGIN IMMEDIATE")  # what every grant transaction takes first
@@ -202,7 +202,8 @@ def test_gate_reads_the_station_while_a_writer_holds_the_database(
             target=lambda: found.append(station_for_certificate(server.context, pem)))
         lookup.start()
         lookup.join(timeout=10)  # a queued read would wait out the 30 s busy timeout
-        assert found == [("ST-1", "active")]
+        assert [(station.station_id, station.status) for station in found] == [
+            ("ST-1", "active")]
     finally:
         writer.execute("ROLLBACK")
         writer.close()
@@ -221,13 +222,13 @@ def test_gate_reads_a_sqlite_site_on_the_event_loop(
     pem = setup.stations["ST-1"].cert_path.read_text()
     scope = {"type": "http", "path": "/v1/orders", "state": {},
              "extensions": {"tls": {"client_cert_chain": [pem]}}}
-    passed: list[object] = []
+    passed: list[GatedStation] = []
 
     async def app(scope: dict[str, Any], _receive: object, _send: object) -> None:
         passed.append(scope["state"]["station"])
 
     asyncio.run(StationGate(app, ctx=server.context)(scope, None, None))
-    assert passed == [("ST-1", "active")]
+    assert [(station.station_id, station.status) for station in passed] == [("ST-1", "active")]
 
 
 def test_stop_closes_idle_keep_alive_connections(tmp_path: Path) -> None:

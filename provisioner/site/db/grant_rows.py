@@ -57,6 +57,7 @@ class StationRow:
     station_id: str
     status: str
     next_index: int
+    cert_fingerprint: str
     wrapped_seed: bytes = field(repr=False)
     wrapped_transport_key: bytes = field(repr=False)
 
@@ -77,7 +78,8 @@ class OrderRow:
 
 
 _STATION_COLUMNS = (_STATIONS.c.station_id, _STATIONS.c.status, _STATIONS.c.next_index,
-                    _STATIONS.c.wrapped_seed, _STATIONS.c.wrapped_transport_key)
+                    _STATIONS.c.cert_fingerprint, _STATIONS.c.wrapped_seed,
+                    _STATIONS.c.wrapped_transport_key)
 _STATION = select(*_STATION_COLUMNS).where(_STATIONS.c.station_id == bindparam("station_id"))
 
 

@@ -10,10 +10,12 @@ from pydantic import BaseModel
 from provisioner.site.catalogue import list_orders
 from provisioner.site.confirmation import confirm_enrolment
 from provisioner.site.context import SiteContext
+from provisioner.site.gate import GatedStation
 from provisioner.site.grants import complete_grant, issue_grant
 from provisioner.site.identity import (
     bearer_token,
     enrolling_station_id,
+    granting_station,
     site_context,
     station_id,
 )
@@ -41,6 +43,7 @@ _STATION = Depends(station_id)
 _TOKEN = Depends(bearer_token)
 PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 _ENROLLING = Depends(enrolling_station_id)
+_GRANTING = Depends(granting_station)
 
 
 def _json(body: BaseModel) -> Response:
@@ -82,11 +85,13 @@ def get_orders(ctx: SiteContext = _CTX, station: str = _STATION, token: str = _T
 @router.post("/orders/{order_id}/grants", response_model=GrantResponse)
 def post_grant(
     order_id: PathId, body: GrantRequest, request: Request, ctx: SiteContext = _CTX,
-    station: str = _STATION, token: str = _TOKEN,
+    station: GatedStation = _GRANTING, token: str = _TOKEN,
 ) -> Response:
-    """Grant a device ID and key index for one chip (design §3 step 3)."""
+    """Grant a device ID and key index for one chip (design §3 step 3); the station's status
+    and certificate are decided in the grant's transaction."""
     request.state.request_id = body.request_id
-    return _json(issue_grant(ctx, station, token, order_id, body))
+    return _json(issue_grant(ctx, station.station_id, token, order_id, body,
+                             fingerprint=station.fingerprint))
 
 
 @router.post("/grants/{grant_id}/complete", response_model=CompleteResponse)
