@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -179,6 +180,63 @@ def _refuse_secrets(obj: object, path: str) -> None:
             _refuse_secrets(value, child)
 
 
+class CheckedData(dict[str, "JSON"]):
+    """Entry data that :func:`checked_data` passed, in plain JSON types."""
+
+
+class _NotPlain(Exception):
+    """Data the fast walk does not take: the full checks decide (and word the refusal)."""
+
+
+def checked_data(data: Mapping[str, object]) -> CheckedData:
+    """Check entry data once and return it in plain JSON types (tuples become lists).
+
+    Data of plain dicts, lists, tuples, str, int, bool and None with harmless field names
+    takes one walk; anything else goes through the full checks, which word the refusal.
+    Build it before taking a lock: :func:`build_entry` then only links, hashes and signs.
+
+    Raises:
+        AuditDataRefused: a secret-looking field name, bytes, a float or a non-JSON value.
+    """
+    if isinstance(data, CheckedData):
+        return data
+    try:
+        return CheckedData(_plain_dict(data))
+    except _NotPlain:
+        _refuse_secrets(data, "")
+        plain: dict[str, JSON] = json.loads(canonical_json(data))
+        return CheckedData(plain)
+
+
+def _plain(value: object) -> JSON:
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return value  # type: ignore[return-value]  # exactly one of the JSON scalars
+    if kind is dict:
+        return _plain_dict(value)  # type: ignore[arg-type]
+    if kind is list or kind is tuple:
+        return [_plain(item) for item in value]  # type: ignore[attr-defined]
+    raise _NotPlain
+
+
+def _plain_dict(data: Mapping[str, object]) -> dict[str, JSON]:
+    if type(data) is not dict:
+        raise _NotPlain
+    plain: dict[str, JSON] = {}
+    for key, value in data.items():
+        if type(key) is not str or _is_secret_name(key.lower()):
+            raise _NotPlain
+        plain[key] = _plain(value)
+    return plain
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret_name(name: str) -> bool:
+    """The names :func:`_refuse_secrets` refuses (entries repeat theirs: cached)."""
+    return (name in ("key", "seed") or name.endswith(_SECRET_SUFFIXES)
+            or any(word in name for word in _SECRET_WORDS))
+
+
 def format_time(time: datetime) -> str:
     """Render an aware datetime as RFC 3339 UTC with microseconds and a ``Z`` suffix."""
     if time.utcoffset() is None:
@@ -219,6 +277,8 @@ def build_entry(
 ) -> AuditEntry:
     """Build the entry following ``prev`` (or the first, seq 1), hashed and signed by ``signer``.
 
+    ``data`` from :func:`checked_data` is not checked again.
+
     Raises:
         AuditDataRefused: ``data`` holds a secret-looking field name, bytes or a float.
         AuditError: naive ``time``, empty ``actor`` or a malformed ``event`` name.
@@ -227,17 +287,16 @@ def build_entry(
         raise AuditError("audit actor must not be empty")
     if not _EVENT_NAME.fullmatch(event):
         raise AuditError(f"audit event {event!r} is not a snake_case name")
-    _refuse_secrets(data, "")
-    # Normalise to plain JSON types (tuples become lists) so the stored form hashes alike.
-    plain: dict[str, JSON] = json.loads(canonical_json(data))
+    # Plain JSON types (tuples become lists), so that the stored form hashes alike.
+    plain = checked_data(data)
     seq = 1 if prev is None else prev.seq + 1
     prev_hash = GENESIS_HASH if prev is None else prev.hash
+    if not _HEX64.fullmatch(prev_hash):
+        raise AuditError(f"prev_hash {prev_hash!r} is not 64 lowercase hex digits")
     stamp = format_time(time)
     key_id = signer.key_id
-    digest = compute_hash(
-        seq=seq, time=stamp, actor=actor, event=str(event), data=plain,
-        prev_hash=prev_hash, key_id=key_id,
-    )
+    digest = _digest({"seq": seq, "time": stamp, "actor": actor, "event": str(event),
+                      "data": plain, "prev_hash": prev_hash, "key_id": key_id}, prev_hash)
     signature = signer.sign(bytes.fromhex(digest)).hex()
     return AuditEntry(seq, stamp, actor, str(event), plain, prev_hash, digest, key_id, signature)
 
@@ -255,11 +314,16 @@ def _hash_as(entry: AuditEntry, seq: int) -> str | None:
         return None
     try:
         # Input parsed from JSON is JSON already: encode without the producer-side type walk.
-        text = json.dumps(_signed_fields(entry, seq), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False)
+        return _digest(_signed_fields(entry, seq), entry.prev_hash)
     except (TypeError, ValueError):
         return None
-    return hashlib.sha256(bytes.fromhex(entry.prev_hash) + text.encode("utf-8")).hexdigest()
+
+
+def _digest(fields: Mapping[str, JSON], prev_hash: str) -> str:
+    """:func:`compute_hash` of fields known to be plain JSON (no type walk)."""
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return hashlib.sha256(bytes.fromhex(prev_hash) + text.encode("utf-8")).hexdigest()
 
 
 def _is_intact(entry: AuditEntry) -> bool:

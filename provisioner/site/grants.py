@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hex_generator import patch
-from provisioner.audit.chain import AuditEvent
+from provisioner.audit.chain import AuditEvent, checked_data
 from provisioner.crypto import envelope
 from provisioner.errors import (
     BadSignature,
@@ -310,22 +310,21 @@ def _issue(
         station_id=station_id, drbg_index=request.drbg_index, operator_id=operator_id,
         wrapped_key=prepared.wrapped_key, image_sha256=prepared.image_sha256, now=now,
         expires_at=response.expires_at)
+    # The entry's data is checked before the order lock: under it, only link, hash and sign.
+    audited = checked_data({
+        "grant_id": grant_id, "request_id": request.request_id, "order_id": order_id,
+        "station_id": station_id, "device_id": device_id, "chip_uid": request.chip_uid,
+        "drbg_index": request.drbg_index, "operator_id": operator_id,
+        "profile_sha256": order.profile_sha256, "image_sha256": prepared.image_sha256,
+    })
     locked = repo.reserve_unit(conn, order_id, allowed)
     if locked is None:
         raise OrderNotFound(f"order {order_id} does not exist")
     order_before, audit_head = locked
     decide_grant(order_before, station_before, chip_before, request.drbg_index,
                  index_window=ctx.settings.index_window)
-    repo.write_audit(
-        conn, audit_head, signer=ctx.signer, now=now, actor=f"station:{station_id}",
-        event=AuditEvent.grant_issued,
-        data={
-            "grant_id": grant_id, "request_id": request.request_id, "order_id": order_id,
-            "station_id": station_id, "device_id": device_id, "chip_uid": request.chip_uid,
-            "drbg_index": request.drbg_index, "operator_id": operator_id,
-            "profile_sha256": order.profile_sha256, "image_sha256": prepared.image_sha256,
-        },
-    )
+    repo.write_audit(conn, audit_head, signer=ctx.signer, now=now,
+                     actor=f"station:{station_id}", event=AuditEvent.grant_issued, data=audited)
     return response
 
 
