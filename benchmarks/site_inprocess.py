@@ -101,7 +101,8 @@ def run_in_process(engine: str, root: Path, stations: list[str], per_station: in
                                        verified=True, protected=True, timings_ms={})
                 with _hooked(ctx.engine, complete_clock):
                     cpu = time.process_time()
-                    complete_grant(ctx, station, tokens[station], grant.grant_id, done)
+                    complete_grant(ctx, station, tokens[station], grant.grant_id, done,
+                                   fingerprint=fingerprints[station])
                     complete_cpu.append(time.process_time() - cpu)
                     complete_held.append(complete_clock.held_ms())
     finally:

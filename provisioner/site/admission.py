@@ -18,17 +18,12 @@ from provisioner.wire import API_PREFIX
 RETRY_AFTER_S = 1
 
 
-def is_grant_request(method: str, path: str) -> bool:
-    """Tell whether a request asks for a grant (``POST /v1/orders/{order_id}/grants``)."""
-    return (method == "POST" and path.startswith(f"{API_PREFIX}/orders/")
-            and path.endswith("/grants"))
-
-
 def is_grant_path(method: str, path: str) -> bool:
     """Tell whether a request issues or completes a grant (the order-locking calls)."""
-    return is_grant_request(method, path) or (
-        method == "POST" and path.startswith(f"{API_PREFIX}/grants/")
-        and path.endswith("/complete"))
+    if method != "POST":
+        return False
+    return ((path.startswith(f"{API_PREFIX}/orders/") and path.endswith("/grants"))
+            or (path.startswith(f"{API_PREFIX}/grants/") and path.endswith("/complete")))
 
 
 class GrantAdmission:

@@ -7,11 +7,12 @@ never read, so an anonymous upload costs the site nothing). The station is hande
 as a :class:`GatedStation` in ``scope["state"]["station"]`` (``request.state.station``); the
 route's dependency (``identity.station_id`` or ``enrolling_station_id``) decides on the status.
 
-A grant request (``POST …/orders/{id}/grants``) from a certificate the process has already
-mapped to its station is passed on without reading the station: its transaction locks the
-station's row anyway and decides there on the certificate and the status (``grants``), so a
-suspended or revoked station is still refused from its next request on, one round trip and
-one request-thread hop cheaper. A certificate maps to one station for good (a station's
+A grant or completion request (``POST …/orders/{id}/grants``, ``POST …/grants/{id}/complete``)
+from a certificate the process has already mapped to its station is passed on without
+reading the station: its transaction reads the station anyway (a grant under the station's
+row lock) and decides there on the certificate and the status (``grants``), so a suspended
+or revoked station is still refused from its next request on, one round trip and one
+request-thread hop cheaper. A certificate maps to one station for good (a station's
 fingerprint is set when it is enrolled), and only certificates of enrolled stations are
 remembered.
 """
@@ -26,7 +27,7 @@ import anyio.to_thread
 from sqlalchemy import bindparam, select
 
 from provisioner.errors import StationInactive
-from provisioner.site.admission import is_grant_request
+from provisioner.site.admission import is_grant_path
 from provisioner.site.context import SiteContext
 from provisioner.site.db import direct
 from provisioner.site.db.engine import reading
@@ -94,7 +95,7 @@ class StationGate:
             if pem is None:  # refused without a thread or a query
                 raise StationInactive("station endpoints need a verified TLS client certificate")
             known = self._stations.get(pem)
-            if known is not None and is_grant_request(scope.get("method", ""), scope["path"]):
+            if known is not None and is_grant_path(scope.get("method", ""), scope["path"]):
                 station = GatedStation(known.station_id, known.fingerprint, None)
             else:
                 station = await self._read(pem)

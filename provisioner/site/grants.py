@@ -252,6 +252,17 @@ def _warm_key_stream(ctx: SiteContext, station_id: str, drbg_index: int) -> None
         ctx.keystreams.advance(station_id, station.wrapped_seed, drbg_index)
 
 
+def _check_caller(found: tuple[str, str] | None, station_id: str, fingerprint: str) -> None:
+    """Refuse a request unless ``station_id`` is enrolled, active and holds the certificate
+    ``fingerprint`` the request came with (``found``: its status and fingerprint, as read)."""
+    if found is None:
+        raise StationInactive(f"station {station_id} is not enrolled")
+    status, enrolled_fingerprint = found
+    if enrolled_fingerprint != fingerprint:
+        raise StationInactive(f"the client certificate is not station {station_id}'s")
+    require_active_station(station_id, status)
+
+
 def _issue(
     ctx: SiteContext, conn: Connection, station_id: str, fingerprint: str, token: str,
     order_id: str, request: GrantRequest,
@@ -263,9 +274,7 @@ def _issue(
     station = facts.station
     if station is None:
         raise StationInactive(f"station {station_id} is not enrolled")
-    if station.cert_fingerprint != fingerprint:
-        raise StationInactive(f"the client certificate is not station {station_id}'s")
-    require_active_station(station_id, station.status)
+    _check_caller((station.status, station.cert_fingerprint), station_id, fingerprint)
     operator_id = session_operator(facts.session, station_id, now)
     order, existing = facts.order, facts.existing
     if order is None:
@@ -337,9 +346,13 @@ _COMPLETION_EVENTS = {
 
 
 def complete_grant(
-    ctx: SiteContext, station_id: str, token: str, grant_id: str, request: CompleteRequest
+    ctx: SiteContext, station_id: str, token: str, grant_id: str, request: CompleteRequest, *,
+    fingerprint: str,
 ) -> CompleteResponse:
     """Record a grant's outcome; repeating the same ``request_id`` returns the same answer.
+
+    The caller's certificate (``fingerprint``) must be the station's and the station active,
+    read in the same statement as the grant.
 
     A grant past its ``expires_at`` is refused (``grant_expired``): its reservation is
     released in the same transaction (audited, with what the station reported). Locks, in
@@ -348,8 +361,9 @@ def complete_grant(
     """
     with ctx.engine.begin() as conn:
         now = ctx.clock()
-        facts = grant_rows.completion_facts(conn, token_sha256=token_digest(token),
-                                            grant_id=grant_id)
+        facts = grant_rows.completion_facts(conn, station_id=station_id,
+                                            token_sha256=token_digest(token), grant_id=grant_id)
+        _check_caller(facts.station, station_id, fingerprint)
         session_operator(facts.session, station_id, now)
         grant, device = facts.grant, facts.device
         if grant is None or grant.station_id != station_id:

@@ -49,10 +49,10 @@ async def enrolling_station_id(request: Request) -> str:
 
 
 async def granting_station(request: Request) -> GatedStation:
-    """Return the station ``StationGate`` verified for a grant request, status undecided.
+    """Return the station ``StationGate`` verified for a grant or completion, status undecided.
 
-    The grant's transaction decides on the station's status and certificate under the
-    station's row lock (``grants.issue_grant``); the gate may not have read them.
+    The transaction decides on the station's status and certificate (``grants.issue_grant``,
+    ``grants.complete_grant``); the gate may not have read them.
 
     Raises:
         StationInactive: the request did not pass the gate (403).

@@ -71,10 +71,11 @@ def _check(statements: list[str]) -> None:
 
 def test_only_counters_and_audit_run_under_the_order_lock(ctx: SiteContext) -> None:
     token = sign_in(ctx, "ST-1", SessionRequest(operator_id=OPERATOR, pin=PIN)).session_token
+    fingerprint = fingerprint_of(ctx, "ST-1")
     with _after_order_lock(ctx) as statements:
         grant = issue_grant(ctx, "ST-1", token, "o-test", GrantRequest(
             request_id="r-critical", chip_uid="ab00cd01", drbg_index=0),
-            fingerprint=fingerprint_of(ctx, "ST-1"))
+            fingerprint=fingerprint)
         _check(statements)
     with ctx.factory() as session:
         device = session.get(Device, grant.device_id)
@@ -83,6 +84,6 @@ def test_only_counters_and_audit_run_under_the_order_lock(ctx: SiteContext) -> N
     with _after_order_lock(ctx) as statements:
         done = complete_grant(ctx, "ST-1", token, grant.grant_id, CompleteRequest(
             request_id="c-critical", result=AttemptResult.success, image_sha256=digest,
-            verified=True, protected=True))
+            verified=True, protected=True), fingerprint=fingerprint)
         _check(statements)
     assert done.status == "programmed"

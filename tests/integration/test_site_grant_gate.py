@@ -145,3 +145,52 @@ def test_another_stations_certificate_cannot_borrow_a_known_one(
         assert _grant(two, auth_two, "c0ffee03", 0).status_code == 403
         assert _grant(one, auth_one, "c0ffee04", 1).status_code == 200
     assert _devices(server) == 2
+
+
+def _complete(http: httpx.Client, auth: dict[str, str], grant: dict[str, Any]
+              ) -> httpx.Response:
+    with_digest = {"request_id": f"done-{grant['grant_id']}", "result": "success",
+                   "image_sha256": "00" * 32, "verified": True, "protected": True}
+    return http.post(f"/v1/grants/{grant['grant_id']}/complete", json=with_digest,
+                     headers=auth)
+
+
+def test_a_known_stations_completion_skips_the_gate_read(
+    served: tuple[SiteSetup, SiteServer],
+) -> None:
+    setup, server = served
+    reads = _StationReads()
+    with client(server.url, setup.ca_path, setup.stations["ST-1"]) as http:
+        auth = sign_in(http)
+        grant = _grant(http, auth, "c0ffee01", 0).json()
+        event.listen(server.context.engine, "before_cursor_execute", reads)
+        try:
+            answer = _complete(http, auth, grant)
+        finally:
+            event.remove(server.context.engine, "before_cursor_execute", reads)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "suspect"  # the digest sent is not the image's
+    assert reads.count == 0
+
+
+@pytest.mark.parametrize("change", ["suspended", "revoked", "certificate"])
+def test_a_station_stopped_after_its_grant_cannot_complete_it(
+    served: tuple[SiteSetup, SiteServer], change: str,
+) -> None:
+    setup, server = served
+    with client(server.url, setup.ca_path, setup.stations["ST-1"]) as http:
+        auth = sign_in(http)
+        grant = _grant(http, auth, "c0ffee01", 0).json()
+        if change == "certificate":
+            with server.context.engine.begin() as conn:
+                conn.execute(update(Station).where(Station.station_id == "ST-1")
+                             .values(cert_fingerprint="00" * 32))
+        else:
+            admin.set_station_status(server.context, "ST-1", change)
+        answer = _complete(http, auth, grant)
+    assert answer.status_code == 403
+    assert answer.json()["code"] == "station_inactive"
+    with server.context.factory() as session:
+        device = session.get(Device, grant["device_id"])
+        assert device is not None
+        assert device.status == "reserved", "a refused completion changed the device"

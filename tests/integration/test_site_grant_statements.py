@@ -97,9 +97,9 @@ def test_cold_process_reads_the_station_first(ctx: SiteContext) -> None:
 
 def test_completion_is_four_statements_on_postgresql(ctx: SiteContext) -> None:
     token = sign_in(ctx, "ST-1", SessionRequest(operator_id=OPERATOR, pin=PIN)).session_token
+    fingerprint = fingerprint_of(ctx, "ST-1")
     grant = issue_grant(ctx, "ST-1", token, "o-test", GrantRequest(
-        request_id="r-complete", chip_uid="ab00cdff", drbg_index=0),
-        fingerprint=fingerprint_of(ctx, "ST-1"))
+        request_id="r-complete", chip_uid="ab00cdff", drbg_index=0), fingerprint=fingerprint)
     with ctx.factory() as session:
         device = session.get(Device, grant.device_id)
         assert device is not None
@@ -107,7 +107,7 @@ def test_completion_is_four_statements_on_postgresql(ctx: SiteContext) -> None:
     with _statements(ctx) as statements:
         done = complete_grant(ctx, "ST-1", token, grant.grant_id, CompleteRequest(
             request_id="c-complete", result=AttemptResult.success, image_sha256=digest,
-            verified=True, protected=True))
+            verified=True, protected=True), fingerprint=fingerprint)
     assert done.status == "programmed"
     assert statements[1].startswith("WITH locked_grant AS"), statements[1]
     if ctx.engine.dialect.name == "postgresql":

@@ -335,11 +335,13 @@ _LOCKED_DEVICE = select(*_DEVICE_LOCK_COLUMNS).where(
     _DEVICES.c.device_id == select(_LOCKED_GRANT.c.device_id).scalar_subquery()
 ).with_for_update().cte("locked_device")
 _COMPLETION_FACTS = select(
+    _STATIONS.c.status, _STATIONS.c.cert_fingerprint,
     _SESSIONS.c.operator_id, _SESSIONS.c.station_id, _SESSIONS.c.expires_at,
     *(column.label(f"g_{column.name}") for column in _LOCKED_GRANT.c),
     *(column.label(f"d_{column.name}") for column in _LOCKED_DEVICE.c),
 ).select_from(
     _ANCHOR
+    .outerjoin(_STATIONS, _STATIONS.c.station_id == bindparam("station_id"))
     .outerjoin(_SESSIONS, _SESSIONS.c.token_sha256 == bindparam("token_sha256"))
     .outerjoin(_LOCKED_GRANT, _TRUE)
     .outerjoin(_LOCKED_DEVICE, _TRUE)
@@ -349,21 +351,26 @@ _G = len(_GRANT_LOCK_COLUMNS)
 
 @dataclass(frozen=True, slots=True)
 class CompletionFacts:
-    """A completion's session row, and its grant and device rows under their row locks."""
+    """A completion's station and session, and its grant and device rows under their row
+    locks."""
 
+    station: tuple[str, str] | None  # (status, cert_fingerprint)
     session: tuple[str, str, datetime] | None  # (operator_id, station_id, expires_at)
     grant: LockedGrant | None
     device: LockedDevice | None
 
 
-def completion_facts(conn: Connection, *, token_sha256: str, grant_id: str) -> CompletionFacts:
-    """Read a completion's session, and lock and read its grant and device: one statement."""
+def completion_facts(conn: Connection, *, station_id: str, token_sha256: str, grant_id: str
+                     ) -> CompletionFacts:
+    """Read a completion's station and session, and lock and read its grant and device: one
+    statement."""
     values = direct.one(conn, _COMPLETION_FACTS, {
-        "token_sha256": token_sha256, "grant_id": grant_id})
-    session = None if values[0] is None else (values[0], values[1], values[2])
-    grant = None if values[3] is None else LockedGrant(*values[3:3 + _G])
-    device = None if values[3 + _G] is None else LockedDevice(*values[3 + _G:])
-    return CompletionFacts(session, grant, device)
+        "station_id": station_id, "token_sha256": token_sha256, "grant_id": grant_id})
+    station = None if values[0] is None else (str(values[0]), str(values[1]))
+    session = None if values[2] is None else (values[2], values[3], values[4])
+    grant = None if values[5] is None else LockedGrant(*values[5:5 + _G])
+    device = None if values[5 + _G] is None else LockedDevice(*values[5 + _G:])
+    return CompletionFacts(station, session, grant, device)
 
 
 _COMPLETE_DEVICE = update(_DEVICES).where(

@@ -97,11 +97,13 @@ def post_grant(
 @router.post("/grants/{grant_id}/complete", response_model=CompleteResponse)
 def post_complete(
     grant_id: PathId, body: CompleteRequest, request: Request, ctx: SiteContext = _CTX,
-    station: str = _STATION, token: str = _TOKEN,
+    station: GatedStation = _GRANTING, token: str = _TOKEN,
 ) -> Response:
-    """Record the outcome of one grant (design §3 step 5)."""
+    """Record the outcome of one grant (design §3 step 5); the station's status and
+    certificate are decided in the completion's transaction."""
     request.state.request_id = body.request_id
-    return _json(complete_grant(ctx, station, token, grant_id, body))
+    return _json(complete_grant(ctx, station.station_id, token, grant_id, body,
+                                fingerprint=station.fingerprint))
 
 
 @router.post("/alarms", response_model=AlarmRecorded)
