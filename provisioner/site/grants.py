@@ -203,7 +203,8 @@ def issue_grant(
     ctx: SiteContext, station_id: str, token: str, order_id: str, request: GrantRequest, *,
     fingerprint: str,
 ) -> GrantResponse:
-    """Grant a device ID to a chip, or raise the refusal (audited either way).
+    """Grant a device ID to a chip, or raise the refusal (audited, but for a station that
+    is not active or not the caller's).
 
     One transaction: station and chip row locks, order row lock, policy, device + grant rows,
     station's next index, order's reserved count, audit entry. The caller's certificate
@@ -229,6 +230,10 @@ def issue_grant(
         refusal: Refused = DuplicateChip(f"chip {request.chip_uid} was reserved concurrently")
         audit_grant_refusal(ctx, station_id, order_id, request, refusal, token)
         raise refusal from exc
+    except StationInactive:
+        # Not audited, as at the gate: the station's status change was, when it was made, and
+        # a stopped station's requests cost the site one statement each, not a transaction.
+        raise
     except Refused as refusal:
         audit_grant_refusal(ctx, station_id, order_id, request, refusal, token)
         raise
