@@ -12,6 +12,7 @@ from provisioner.site.admission import GrantAdmission
 from provisioner.site.bodylimit import BodyLimit
 from provisioner.site.context import SiteContext
 from provisioner.site.gate import StationGate
+from provisioner.site.lane import GrantLane
 from provisioner.site.problems import install_problem_handlers
 from provisioner.site.ratelimit import PerSourceRateLimit, RateLimiter
 from provisioner.site.routes import health, stations, updates
@@ -30,9 +31,9 @@ def create_app(ctx: SiteContext, *, grant_queue: int = GRANT_QUEUE) -> FastAPI:
 
     In front of the routes: ``StationGate`` (no work before a station's certificate is
     verified), ``GrantAdmission`` (at most ``grant_queue`` grant requests at once, the rest
-    are refused as busy) and ``BodyLimit`` (``max_body_bytes`` from site.json). The OpenAPI document
-    (/v1/openapi.json, /v1/docs) is off unless site.json sets ``"openapi": true``, and then it
-    too needs a station certificate.
+    are refused as busy; grants and completions then run in ``GrantLane``) and ``BodyLimit``
+    (``max_body_bytes`` from site.json). The OpenAPI document (/v1/openapi.json, /v1/docs) is
+    off unless site.json sets ``"openapi": true``, and then it too needs a station certificate.
     """
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +53,7 @@ def create_app(ctx: SiteContext, *, grant_queue: int = GRANT_QUEUE) -> FastAPI:
     app.add_middleware(GrantAdmission, max_in_flight=grant_queue)
     app.add_middleware(StationGate, ctx=ctx)  # added last: runs first
     app.state.site = ctx
+    app.state.grant_lane = GrantLane(on_loop=ctx.engine.dialect.name == "postgresql")
     install_problem_handlers(app)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(stations.router, prefix=API_PREFIX)

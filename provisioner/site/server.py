@@ -153,6 +153,7 @@ class SiteServer:
     url: str
     port: int
     context: SiteContext
+    app: FastAPI
     _server: uvicorn.Server
     _thread: threading.Thread
 
@@ -185,7 +186,8 @@ def run_in_thread(
                else create_update_app(ctx, rate_per_s=rate_per_s, burst=int(2 * rate_per_s)))
         config = _config(app, paths, host, bound_port, client_certs=False)
     else:
-        config = _config(create_app(ctx, grant_queue=grant_queue), paths, host, bound_port)
+        app = create_app(ctx, grant_queue=grant_queue)
+        config = _config(app, paths, host, bound_port)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name=f"site-{bound_port}", daemon=True)
@@ -197,4 +199,4 @@ def run_in_thread(
             ctx.close()
             raise SiteServerError(f"site server on {host}:{bound_port} did not start")
         time.sleep(0.01)
-    return SiteServer(f"https://{host}:{bound_port}", bound_port, ctx, server, thread)
+    return SiteServer(f"https://{host}:{bound_port}", bound_port, ctx, app, server, thread)

@@ -132,7 +132,8 @@ class SiteSettings:
     ``index_window``: how far past a station's next index one grant may ask (each skipped
     index costs the site one DRBG step). ``max_body_bytes``: the largest station request body.
     ``openapi``: serve /v1/openapi.json and /v1/docs (to clients with a station certificate).
-    ``request_threads``: threads per server process running requests' database work.
+    ``request_threads``: threads per server process running requests' database work (on
+    PostgreSQL, grants and completions run on the event loop instead: ``site/lane.py``).
     """
 
     site_name: str

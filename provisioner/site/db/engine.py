@@ -15,6 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from provisioner.site.db.pg_cursor import LazyDescriptionCursor
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A PostgreSQL statement waits at most this long for a lock (a grant holds the rows it shares
+# with others for about a millisecond). Past it the statement fails (503, the station
+# retries with the same request_id) instead of stalling the process: its grants run on the
+# event loop one at a time (site/lane.py).
+POSTGRES_LOCK_TIMEOUT_MS = 10_000
 # A pooled PostgreSQL connection idle longer than this is pinged before it is handed out (a
 # server restart or an idle-connection timeout broke it meanwhile); one in steady use is not,
 # which saves a round trip per checkout. A connection broken while in use fails its statement,
@@ -75,11 +80,20 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    event.listen(engine, "do_connect", _bounded_lock_waits)
     if engine.dialect.driver == "psycopg":
         event.listen(engine, "do_connect", _lazy_descriptions)
     event.listen(engine, "checkin", _note_return)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine
+
+
+def _bounded_lock_waits(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]
+                        ) -> None:
+    """Every PostgreSQL session of the site waits ``POSTGRES_LOCK_TIMEOUT_MS`` at most for a
+    lock (libpq ``options``, added to any the URL gives)."""
+    timeout = f"-c lock_timeout={POSTGRES_LOCK_TIMEOUT_MS}"
+    params["options"] = f"{params['options']} {timeout}" if params.get("options") else timeout
 
 
 def _lazy_descriptions(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:

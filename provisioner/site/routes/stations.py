@@ -19,6 +19,7 @@ from provisioner.site.identity import (
     site_context,
     station_id,
 )
+from provisioner.site.lane import GrantLane
 from provisioner.site.sessions import operator_for_token, sign_in
 from provisioner.site.station_alarms import record_alarm
 from provisioner.wire import (
@@ -82,28 +83,34 @@ def get_orders(ctx: SiteContext = _CTX, station: str = _STATION, token: str = _T
     return _json(OrderList(orders=list_orders(ctx, station_id=station, only_open=True)))
 
 
+def _lane(request: Request) -> GrantLane:
+    lane = request.app.state.grant_lane
+    assert isinstance(lane, GrantLane)
+    return lane
+
+
 @router.post("/orders/{order_id}/grants", response_model=GrantResponse)
-def post_grant(
+async def post_grant(
     order_id: PathId, body: GrantRequest, request: Request, ctx: SiteContext = _CTX,
     station: GatedStation = _GRANTING, token: str = _TOKEN,
 ) -> Response:
-    """Grant a device ID and key index for one chip (design §3 step 3); the station's status
-    and certificate are decided in the grant's transaction."""
+    """Grant a device ID and key index for one chip (design §3 step 3), in the process's
+    ``GrantLane``; the station's status and certificate are decided in the transaction."""
     request.state.request_id = body.request_id
-    return _json(issue_grant(ctx, station.station_id, token, order_id, body,
-                             fingerprint=station.fingerprint))
+    return await _lane(request).run(lambda: _json(issue_grant(
+        ctx, station.station_id, token, order_id, body, fingerprint=station.fingerprint)))
 
 
 @router.post("/grants/{grant_id}/complete", response_model=CompleteResponse)
-def post_complete(
+async def post_complete(
     grant_id: PathId, body: CompleteRequest, request: Request, ctx: SiteContext = _CTX,
     station: GatedStation = _GRANTING, token: str = _TOKEN,
 ) -> Response:
-    """Record the outcome of one grant (design §3 step 5); the station's status and
-    certificate are decided in the completion's transaction."""
+    """Record the outcome of one grant (design §3 step 5), in the process's ``GrantLane``;
+    the station's status and certificate are decided in the transaction."""
     request.state.request_id = body.request_id
-    return _json(complete_grant(ctx, station.station_id, token, grant_id, body,
-                                fingerprint=station.fingerprint))
+    return await _lane(request).run(lambda: _json(complete_grant(
+        ctx, station.station_id, token, grant_id, body, fingerprint=station.fingerprint)))
 
 
 @router.post("/alarms", response_model=AlarmRecorded)
