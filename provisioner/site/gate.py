@@ -20,7 +20,7 @@ remembered.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio.to_thread
@@ -96,7 +96,7 @@ class StationGate:
                 raise StationInactive("station endpoints need a verified TLS client certificate")
             known = self._stations.get(pem)
             if known is not None and is_grant_path(scope.get("method", ""), scope["path"]):
-                station = GatedStation(known.station_id, known.fingerprint, None)
+                station = replace(known, status=None)  # the transaction reads it
             else:
                 station = await self._read(pem)
                 self._stations[pem] = station

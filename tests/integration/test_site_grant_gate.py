@@ -61,6 +61,13 @@ def _refusals(server: SiteServer, station_id: str) -> list[dict[str, Any]]:
     return [data for data in found if data["station_id"] == station_id]
 
 
+def _give_another_certificate(server: SiteServer, station_id: str) -> None:
+    """Make the station's row name another certificate (the station enrolled anew, say)."""
+    with server.context.engine.begin() as conn:
+        conn.execute(update(Station).where(Station.station_id == station_id)
+                     .values(cert_fingerprint="00" * 32))
+
+
 def _devices(server: SiteServer) -> int:
     with server.context.factory() as session:
         return int(session.scalar(select(func.count()).select_from(Device)) or 0)
@@ -116,10 +123,7 @@ def test_a_certificate_that_is_no_longer_the_stations_gets_no_grant(
     with client(server.url, setup.ca_path, setup.stations["ST-1"]) as http:
         auth = sign_in(http)
         assert _grant(http, auth, "c0ffee01", 0).status_code == 200
-        # The station's row now names another certificate (ST-1 enrolled anew, say).
-        with server.context.engine.begin() as conn:
-            conn.execute(update(Station).where(Station.station_id == "ST-1")
-                         .values(cert_fingerprint="00" * 32))
+        _give_another_certificate(server, "ST-1")
         answer = _grant(http, auth, "c0ffee02", 1)
         assert answer.status_code == 403
         assert answer.json()["code"] == "station_inactive"
@@ -180,9 +184,7 @@ def test_a_station_stopped_after_its_grant_cannot_complete_it(
         auth = sign_in(http)
         grant = _grant(http, auth, "c0ffee01", 0).json()
         if change == "certificate":
-            with server.context.engine.begin() as conn:
-                conn.execute(update(Station).where(Station.station_id == "ST-1")
-                             .values(cert_fingerprint="00" * 32))
+            _give_another_certificate(server, "ST-1")
         else:
             admin.set_station_status(server.context, "ST-1", change)
         answer = _complete(http, auth, grant)
