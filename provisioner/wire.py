@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -149,11 +149,17 @@ class GrantRequest(_Body):
     drbg_index: int = Field(ge=0, le=MAX_DRBG_INDEX, strict=True)
 
 
+# What a grant's envelopes hold: Intel HEX text, deflated (``provisioner.crypto.grant_firmware``).
+FIRMWARE_ENCODING: Final = "ihex+zlib"  # mypy holds it equal to the field's Literal
+
+
 class GrantResponse(_Body):
     """A grant: the device ID, the index whose key the station derives, the sealed template.
 
-    ``template`` and ``application`` are envelopes (``provisioner.crypto.envelope``) under the
-    station's transport key, with AAD from :func:`template_aad`.
+    ``template`` and ``application`` are base64 envelopes (``provisioner.crypto.envelope``)
+    under the station's transport key, with AAD from :func:`template_aad`, of the firmware's
+    text encoded as ``firmware_encoding`` says (required: a station and a site that disagree
+    on it fail on the answer's shape, not on an envelope that seems tampered with).
     """
 
     grant_id: str
@@ -165,6 +171,7 @@ class GrantResponse(_Body):
     profile_sha256: str
     template: str
     application: str | None = None
+    firmware_encoding: Literal["ihex+zlib"]
     expires_at: datetime
 
 
@@ -252,8 +259,11 @@ class Problem(BaseModel):
 
 
 def template_aad(kind: str, grant_id: str, device_id: int) -> bytes:
-    """Return the AAD binding a sealed template or application to its grant and device."""
-    return f"provisioner/{kind}/v1|{grant_id}|{device_id}".encode()
+    """Return the AAD binding a sealed template or application to its grant and device.
+
+    v2: the sealed text is deflated (``FIRMWARE_ENCODING``); a v1 envelope never opens as one.
+    """
+    return f"provisioner/{kind}/v2|{grant_id}|{device_id}".encode()
 
 
 def problem_from_refusal(exc: Refused, request_id: str | None) -> Problem:

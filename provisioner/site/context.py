@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hex_generator import Image, parse_ihex
 from hw_profiles import Profile, load_profile
+from provisioner.crypto import grant_firmware
 from provisioner.crypto.keystream import KeyStream
 from provisioner.crypto.secret import Secret
 from provisioner.crypto.signing import Signer
@@ -120,10 +121,12 @@ class KeyStreams:
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A bootloader template or application held in memory: parsed image and Intel HEX text."""
+    """A bootloader template or application held in memory: parsed image, Intel HEX text, and
+    the text deflated as grants seal it (``crypto.grant_firmware``)."""
 
     image: Image
     ihex: bytes = field(repr=False)
+    deflated: bytes = field(repr=False)
 
 
 class FirmwareCache:
@@ -158,7 +161,8 @@ class FirmwareCache:
             return found
         with self._keys.unwrap(wrapped_bytes, firmware_aad(firmware_id)) as plain:
             text = bytes(plain.reveal())
-        template = Template(parse_ihex(text.decode("ascii"), source=firmware_id), text)
+        template = Template(parse_ihex(text.decode("ascii"), source=firmware_id), text,
+                            grant_firmware.deflate(text))
         with self._lock:
             self._firmware[firmware_id] = template
         return template

@@ -56,6 +56,7 @@ from provisioner.site.reconcile import (
 )
 from provisioner.site.sessions import session_operator, token_digest
 from provisioner.wire import (
+    FIRMWARE_ENCODING,
     AttemptResult,
     CompleteRequest,
     CompleteResponse,
@@ -171,7 +172,8 @@ def _seal(
     order: grant_rows.OrderRow, grant_id: str, device_id: int, drbg_index: int,
     expires_at: datetime, facts: dict[str, grant_rows.FirmwareFacts] | None = None,
 ) -> GrantResponse:
-    """Build a grant's response, sealing its firmware under the station's transport key."""
+    """Build a grant's response, sealing its firmware (deflated once per process, see
+    ``crypto.grant_firmware``) under the station's transport key."""
     profile = ctx.firmware.profile(order.profile)
     sealed: dict[str, str | None] = {"template": None, "application": None}
     with ctx.keys.unwrap(
@@ -182,14 +184,16 @@ def _seal(
             if firmware_id is None:
                 continue
             row = (facts or {}).get(firmware_id) or _firmware_facts(conn, firmware_id)
-            text = _checked_firmware(ctx, conn, row).ihex
-            blob = envelope.encrypt(transport_key, text, template_aad(kind, grant_id, device_id))
+            deflated = _checked_firmware(ctx, conn, row).deflated
+            blob = envelope.encrypt(transport_key, deflated,
+                                    template_aad(kind, grant_id, device_id))
             sealed[kind] = base64.b64encode(blob).decode("ascii")
     return GrantResponse(
         grant_id=grant_id, order_id=order.order_id, device_id=device_id,
         drbg_index=drbg_index, key_size_bytes=profile.key_size_bytes,
         profile=order.profile, profile_sha256=order.profile_sha256,
         template=sealed["template"] or "", application=sealed["application"],
+        firmware_encoding=FIRMWARE_ENCODING,
         expires_at=_utc(expires_at),
     )
 

@@ -7,19 +7,20 @@ import binascii
 
 from hex_generator import Image, PatchLayout, parse_ihex, patch
 from provisioner import wire
-from provisioner.crypto import envelope
+from provisioner.crypto import grant_firmware
 from provisioner.crypto.secret import Secret
 from provisioner.errors import DecryptError
 from provisioner.flash.backend import MemorySegment
 
 
 def _open_envelope(transport_key: Secret, encoded: str, aad: bytes) -> Image:
-    """Decrypt one sealed Intel HEX file into an ``Image``; the plaintext buffer is wiped."""
+    """Decrypt and inflate one sealed Intel HEX file into an ``Image``; the plaintext buffers
+    are wiped."""
     try:
         blob = base64.b64decode(encoded, validate=True)
     except binascii.Error as exc:
         raise DecryptError("grant envelope is not valid base64") from exc
-    plain = envelope.decrypt(transport_key, blob, aad)
+    plain = grant_firmware.open_sealed(transport_key, blob, aad)
     try:
         return parse_ihex(plain.decode("ascii"), source="<grant>")
     finally:

@@ -184,8 +184,11 @@ def _decode(response: httpx.Response, answer_type: type[_Model]) -> _Model:
         try:
             return answer_type.model_validate_json(response.content)
         except ValidationError as exc:
+            first = exc.errors()[0]  # names the field, never the value
+            where = ".".join(str(part) for part in first["loc"]) or "answer"
             raise SiteProtocolError(
-                response.status_code, f"{answer_type.__name__} expected: {exc.error_count()} errors"
+                response.status_code, f"{answer_type.__name__} expected: {where}: "
+                f"{first['msg']} ({exc.error_count()} errors)",
             ) from exc
     try:
         problem = wire.Problem.model_validate_json(response.content)

@@ -9,7 +9,7 @@ from site_fixtures import PROFILE, SiteSetup, client, grant_body, sign_in
 
 from hex_generator import parse_ihex, patch
 from hw_profiles import load_profile
-from provisioner.crypto import envelope
+from provisioner.crypto.grant_firmware import open_sealed
 from provisioner.crypto.keystream import KeyStream
 from provisioner.wire import GrantResponse, template_aad
 
@@ -34,8 +34,8 @@ def program_board(url: str, setup: SiteSetup, station_id: str, chip_uid: str,
                            json=grant_body(chip_uid, drbg_index), headers=auth)
         assert answer.status_code == 200, answer.text
         grant = GrantResponse.model_validate(answer.json())
-        text = envelope.decrypt(station.bundle.transport_key, base64.b64decode(grant.template),
-                                template_aad("template", grant.grant_id, grant.device_id))
+        text = open_sealed(station.bundle.transport_key, base64.b64decode(grant.template),
+                           template_aad("template", grant.grant_id, grant.device_id))
         stream = KeyStream.from_state(station.bundle.drbg_state.reveal())
         key = bytes(stream.key_at(grant.drbg_index, grant.key_size_bytes).reveal())
         layout = load_profile(PROFILE).patch_layout()

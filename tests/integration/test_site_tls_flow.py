@@ -18,6 +18,7 @@ import httpx
 import pytest
 from site_fixtures import (
     PROFILE,
+    REPO,
     SiteSetup,
     build_site,
     client,
@@ -29,7 +30,7 @@ from site_fixtures import (
 
 from hex_generator import parse_ihex, patch
 from hw_profiles import load_profile
-from provisioner.crypto import envelope
+from provisioner.crypto.grant_firmware import open_sealed
 from provisioner.crypto.keystream import KeyStream
 from provisioner.errors import DecryptError
 from provisioner.site import admin
@@ -78,16 +79,21 @@ def test_grant_and_complete_over_mutual_tls(served: tuple[SiteSetup, SiteServer]
         grant = GrantResponse.model_validate(answer.json())
         # The station side: template from the envelope, key from the bundle's KeyStream state.
         bundle = station.bundle
-        template_text = envelope.decrypt(
+        template_text = open_sealed(
             bundle.transport_key, base64.b64decode(grant.template),
             template_aad("template", grant.grant_id, grant.device_id),
         )
         assert grant.application is not None
-        envelope.decrypt(bundle.transport_key, base64.b64decode(grant.application),
-                         template_aad("application", grant.grant_id, grant.device_id))
+        application_text = open_sealed(
+            bundle.transport_key, base64.b64decode(grant.application),
+            template_aad("application", grant.grant_id, grant.device_id))
+        # The texts the site sealed are the archive's files, byte for byte.
+        fixtures = REPO / "fixtures" / PROFILE
+        assert bytes(template_text) == (fixtures / "bootloader.hex").read_bytes()
+        assert bytes(application_text) == (fixtures / "application.hex").read_bytes()
         with pytest.raises(DecryptError):
-            envelope.decrypt(bundle.transport_key, base64.b64decode(grant.template),
-                             template_aad("template", grant.grant_id, grant.device_id + 1))
+            open_sealed(bundle.transport_key, base64.b64decode(grant.template),
+                        template_aad("template", grant.grant_id, grant.device_id + 1))
         stream = KeyStream.from_state(bundle.drbg_state.reveal())
         key = stream.key_at(grant.drbg_index, grant.key_size_bytes)
         profile = load_profile(PROFILE)
