@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import ssl
 import tempfile
 from pathlib import Path
@@ -93,7 +94,8 @@ def test_busy_site_is_retried_with_the_same_request_id(monkeypatch: pytest.Monke
     bodies: list[bytes] = []
     grant = {"grant_id": "g-1", "order_id": "o-1", "device_id": 7, "drbg_index": 3,
              "key_size_bytes": 16, "profile": "stm32f103c8", "profile_sha256": "0" * 64,
-             "template": "", "expires_at": "2026-01-01T00:00:00Z"}
+             "template": "", "firmware_encoding": "ihex+zlib",
+             "expires_at": "2026-01-01T00:00:00Z"}
 
     def handler(request: httpx.Request) -> httpx.Response:
         bodies.append(request.content)
@@ -105,6 +107,20 @@ def test_busy_site_is_retried_with_the_same_request_id(monkeypatch: pytest.Monke
     assert answer.device_id == 7
     assert len(bodies) == 3
     assert len(set(bodies)) == 1
+
+
+def test_a_grant_whose_firmware_encoding_this_station_does_not_read_is_named() -> None:
+    grant = {"grant_id": "g-1", "order_id": "o-1", "device_id": 7, "drbg_index": 3,
+             "key_size_bytes": 16, "profile": "stm32f103c8", "profile_sha256": "0" * 64,
+             "template": "", "expires_at": "2026-01-01T00:00:00Z"}
+    older_site = {**grant}  # before firmware_encoding: the envelope holds plain Intel HEX
+    other = {**grant, "firmware_encoding": "ihex"}
+    for answer, says in ((older_site, "firmware_encoding: Field required"),
+                         (other, "firmware_encoding: Input should be 'ihex+zlib'")):
+        client = _client(httpx.MockTransport(
+            lambda request, answer=answer: httpx.Response(200, json=answer)))
+        with pytest.raises(SiteProtocolError, match=re.escape(f"GrantResponse expected: {says}")):
+            client.request_grant("o-1", GRANT)
 
 
 def test_busy_site_is_not_retried_for_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
