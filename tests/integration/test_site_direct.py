@@ -127,14 +127,37 @@ def test_constraint_violation_is_sqlalchemys_integrity_error(engine: Engine) -> 
         assert conn.execute(_RAW_WORD, {"n": 9}).scalar_one() == "X"
 
 
+def test_a_connection_keeps_one_cursor_and_a_failed_statement_leaves_it_usable(
+    engine: Engine,
+) -> None:
+    cursors: list[Any] = []  # the objects themselves: an id could be reused
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, cursor, statement, *_a: cursors.append(cursor)
+                 if "direct_notes" in statement else None)
+    with engine.connect() as conn:
+        with conn.begin():
+            direct.rows(conn, _INSERT, {"n": 4, "word": "x", "price": 1})
+            assert direct.rows(conn, _BY_N, {"n": 4}) == [("x", 1.0, 4)]
+        with conn.begin():
+            direct.rows(conn, _INSERT, {"n": 5, "word": "z", "price": 3})
+        if engine.dialect.driver == "psycopg":  # made once for the connection
+            assert all(cursor is cursors[0] for cursor in cursors)
+        with pytest.raises(IntegrityError), conn.begin():
+            direct.rows(conn, _INSERT, {"n": 4, "word": "y", "price": 2})
+        with conn.begin():  # SQLAlchemy closed the failed statement's cursor: a new one
+            assert direct.rows(conn, _BY_N, {"n": 4}) == [("x", 1.0, 4), ("z", 3.0, 5)]
+
+
 def test_lost_connection_invalidates_the_pool(pg_engine: Engine) -> None:
     engine = pg_engine
     with engine.connect() as conn:
+        assert direct.rows(conn, select(literal(7)), {}) == [(7,)]  # its cursor is made
         first = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (first,))
         with pytest.raises(OperationalError) as raised:
             direct.rows(conn, _BY_N, {"n": 0})
         assert raised.value.connection_invalidated
-    with engine.connect() as conn:  # a fresh connection, not the dead one
+    with engine.connect() as conn:  # a fresh connection, not the dead one, and its cursor
         assert int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()) != first
+        assert direct.rows(conn, select(literal(8)), {}) == [(8,)]
