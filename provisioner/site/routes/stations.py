@@ -10,12 +10,12 @@ from pydantic import BaseModel
 from provisioner.site.catalogue import list_orders
 from provisioner.site.confirmation import confirm_enrolment
 from provisioner.site.context import SiteContext
-from provisioner.site.gate import GatedStation
 from provisioner.site.grants import complete_grant, issue_grant
 from provisioner.site.identity import (
+    GrantCaller,
     bearer_token,
     enrolling_station_id,
-    granting_station,
+    grant_caller,
     site_context,
     station_id,
 )
@@ -44,7 +44,7 @@ _STATION = Depends(station_id)
 _TOKEN = Depends(bearer_token)
 PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 _ENROLLING = Depends(enrolling_station_id)
-_GRANTING = Depends(granting_station)
+_CALLER = Depends(grant_caller)
 
 
 def _json(body: BaseModel) -> Response:
@@ -91,26 +91,28 @@ def _lane(request: Request) -> GrantLane:
 
 @router.post("/orders/{order_id}/grants", response_model=GrantResponse)
 async def post_grant(
-    order_id: PathId, body: GrantRequest, request: Request, ctx: SiteContext = _CTX,
-    station: GatedStation = _GRANTING, token: str = _TOKEN,
+    order_id: PathId, body: GrantRequest, request: Request, caller: GrantCaller = _CALLER,
 ) -> Response:
     """Grant a device ID and key index for one chip (design §3 step 3), in the process's
     ``GrantLane``; the station's status and certificate are decided in the transaction."""
     request.state.request_id = body.request_id
+    station = caller.station
     return await _lane(request).run(lambda: _json(issue_grant(
-        ctx, station.station_id, token, order_id, body, fingerprint=station.fingerprint)))
+        caller.ctx, station.station_id, caller.token, order_id, body,
+        fingerprint=station.fingerprint)))
 
 
 @router.post("/grants/{grant_id}/complete", response_model=CompleteResponse)
 async def post_complete(
-    grant_id: PathId, body: CompleteRequest, request: Request, ctx: SiteContext = _CTX,
-    station: GatedStation = _GRANTING, token: str = _TOKEN,
+    grant_id: PathId, body: CompleteRequest, request: Request, caller: GrantCaller = _CALLER,
 ) -> Response:
     """Record the outcome of one grant (design §3 step 5), in the process's ``GrantLane``;
     the station's status and certificate are decided in the transaction."""
     request.state.request_id = body.request_id
+    station = caller.station
     return await _lane(request).run(lambda: _json(complete_grant(
-        ctx, station.station_id, token, grant_id, body, fingerprint=station.fingerprint)))
+        caller.ctx, station.station_id, caller.token, grant_id, body,
+        fingerprint=station.fingerprint)))
 
 
 @router.post("/alarms", response_model=AlarmRecorded)
