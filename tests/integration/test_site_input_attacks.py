@@ -139,11 +139,22 @@ def test_openapi_when_switched_on_is_served_only_to_a_station_certificate(bench:
     with client(bench.server.url, bench.setup.ca_path, None) as anonymous:
         for path in ("/v1/openapi.json", "/v1/docs"):
             _problem(anonymous.get(path), "station_inactive", 403)
-    paths = bench.http.get("/v1/openapi.json").json()["paths"]
-    granted = paths["/v1/orders/{order_id}/grants"]["post"]["responses"]["200"]
+    document = bench.http.get("/v1/openapi.json").json()
+    paths, schemas = document["paths"], document["components"]["schemas"]
     # The routes answer a Response of their own; the document still names the wire model.
-    assert granted["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/GrantResponse"}
+    for path, answer_model, body_model, name in (
+        ("/v1/orders/{order_id}/grants", "GrantResponse", "GrantRequest", "order_id"),
+        ("/v1/grants/{grant_id}/complete", "CompleteResponse", "CompleteRequest", "grant_id"),
+    ):
+        operation = paths[path]["post"]
+        assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{answer_model}"}
+        # What they read: the body's wire model and the path identifier.
+        assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{body_model}"}
+        assert [p["name"] for p in operation["parameters"]] == [name]
+        assert set(schemas[body_model]["required"]) >= {"request_id"}
+    assert "AttemptResult" in schemas  # what CompleteRequest refers to is there too
     assert bench.http.get("/v1/docs").status_code == 200
 
 
