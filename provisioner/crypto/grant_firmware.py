@@ -41,15 +41,16 @@ def open_sealed(key: Secret | bytes | bytearray, blob: bytes, aad: bytes) -> byt
     deflated = envelope.decrypt(key, blob, aad)
     inflater = zlib.decompressobj()
     try:
-        text = bytearray(inflater.decompress(deflated, MAX_TEXT_BYTES))
+        # One byte past the bound tells a stream that inflates to more from one that ends.
+        text = bytearray(inflater.decompress(deflated, MAX_TEXT_BYTES + 1))
     except zlib.error as exc:
         raise DecryptError(f"sealed firmware is not zlib data ({exc})") from exc
     finally:
         deflated[:] = bytes(len(deflated))
-    if inflater.unconsumed_tail:
+    if len(text) > MAX_TEXT_BYTES:
         text[:] = bytes(len(text))
         raise DecryptError(f"sealed firmware inflates to more than {MAX_TEXT_BYTES} bytes")
-    if not inflater.eof or inflater.unused_data:
+    if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
         text[:] = bytes(len(text))
         raise DecryptError("sealed firmware is not one complete zlib stream")
     return text

@@ -64,3 +64,6 @@ def test_a_stream_inflating_past_the_bound_is_refused(monkeypatch: pytest.Monkey
     assert open_sealed(KEY, _sealed(zlib.compress(within)), AAD) == within
     with pytest.raises(DecryptError, match="more than 4096 bytes"):
         open_sealed(KEY, _sealed(zlib.compress(within + b"0")), AAD)
+    # A bomb: 64 KiB of zlib for 64 MiB of text; refused having inflated one byte past 4 KiB.
+    with pytest.raises(DecryptError, match="more than 4096 bytes"):
+        open_sealed(KEY, _sealed(zlib.compress(bytes(64 * 2**20), 9)), AAD)
