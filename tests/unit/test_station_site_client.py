@@ -30,6 +30,10 @@ from provisioner.station import site_client
 from provisioner.station.site_client import SiteClient, build_ssl_context
 
 GRANT = wire.GrantRequest(request_id="req-0001", chip_uid="00aa11bb22cc", drbg_index=3)
+# A grant answer without its firmware_encoding (as an older site sent it).
+GRANT_ANSWER = {"grant_id": "g-1", "order_id": "o-1", "device_id": 7, "drbg_index": 3,
+                "key_size_bytes": 16, "profile": "stm32f103c8", "profile_sha256": "0" * 64,
+                "template": "", "expires_at": "2026-01-01T00:00:00Z"}
 
 
 def _client(handler: httpx.MockTransport, retries: int = 2) -> SiteClient:
@@ -92,10 +96,7 @@ def test_idempotent_calls_retry_with_the_same_body(monkeypatch: pytest.MonkeyPat
 def test_busy_site_is_retried_with_the_same_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(site_client, "RETRY_BACKOFF_S", 0.0)
     bodies: list[bytes] = []
-    grant = {"grant_id": "g-1", "order_id": "o-1", "device_id": 7, "drbg_index": 3,
-             "key_size_bytes": 16, "profile": "stm32f103c8", "profile_sha256": "0" * 64,
-             "template": "", "firmware_encoding": "ihex+zlib",
-             "expires_at": "2026-01-01T00:00:00Z"}
+    grant = {**GRANT_ANSWER, "firmware_encoding": "ihex+zlib"}
 
     def handler(request: httpx.Request) -> httpx.Response:
         bodies.append(request.content)
@@ -110,11 +111,8 @@ def test_busy_site_is_retried_with_the_same_request_id(monkeypatch: pytest.Monke
 
 
 def test_a_grant_whose_firmware_encoding_this_station_does_not_read_is_named() -> None:
-    grant = {"grant_id": "g-1", "order_id": "o-1", "device_id": 7, "drbg_index": 3,
-             "key_size_bytes": 16, "profile": "stm32f103c8", "profile_sha256": "0" * 64,
-             "template": "", "expires_at": "2026-01-01T00:00:00Z"}
-    older_site = {**grant}  # before firmware_encoding: the envelope holds plain Intel HEX
-    other = {**grant, "firmware_encoding": "ihex"}
+    older_site = GRANT_ANSWER  # before firmware_encoding: the envelope holds plain Intel HEX
+    other = {**GRANT_ANSWER, "firmware_encoding": "ihex"}
     for answer, says in ((older_site, "firmware_encoding: Field required"),
                          (other, "firmware_encoding: Input should be 'ihex+zlib'")):
         client = _client(httpx.MockTransport(
